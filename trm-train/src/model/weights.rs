@@ -1,0 +1,317 @@
+//! Official state-dict names, safetensors I/O and named traversal of the model's parameters.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, bail, ensure};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::trm::Trm;
+
+/// Prefix of every official model tensor name (`ACTLossHead.model.inner`).
+pub const OFFICIAL_PREFIX: &str = "model.inner.";
+/// Extra prefix of checkpoints saved after `torch.compile`.
+pub const COMPILE_PREFIX: &str = "_orig_mod.";
+
+/// Official name of the puzzle-embedding buffer.
+pub const PUZZLE_EMB_NAME: &str = "model.inner.puzzle_emb.weights";
+/// Official name of the `H_init` buffer.
+pub const H_INIT_NAME: &str = "model.inner.H_init";
+/// Official name of the `L_init` buffer.
+pub const L_INIT_NAME: &str = "model.inner.L_init";
+
+/// Maps a burn module path (`l_level.layers.0.mlp.down_proj.weight`) to the official
+/// state-dict name (`model.inner.L_level.layers.0.mlp.down_proj.weight`).
+pub fn official_name(path: &[String]) -> String {
+    let mut s = String::from(OFFICIAL_PREFIX);
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        s.push_str(if p == "l_level" { "L_level" } else { p });
+    }
+    s
+}
+
+/// A function applied to every trainable parameter with its official name.
+pub trait NamedParamFn {
+    /// Returns the new value of parameter `name` (same shape).
+    fn apply<const D: usize>(&mut self, name: &str, value: Tensor<D>) -> Tensor<D>;
+}
+
+/// A read-only visit of every trainable parameter with its official name.
+pub trait NamedParamVisit {
+    /// Called once per parameter, in `model.parameters()` order.
+    fn visit<const D: usize>(&mut self, name: &str, value: &Tensor<D>);
+}
+
+struct PathMapper<'a, F> {
+    path: Vec<String>,
+    f: &'a mut F,
+}
+
+impl<F: NamedParamFn> ModuleMapper for PathMapper<'_, F> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = official_name(&self.path);
+        let (id, value, mapper) = param.consume();
+        let autodiff = value.is_autodiff();
+        let require_grad = value.is_require_grad();
+        let new = self.f.apply(&name, value).without_autodiff();
+        let new = match (autodiff, require_grad) {
+            (true, true) => new.autodiff().require_grad(),
+            (true, false) => new.autodiff(),
+            _ => new,
+        };
+        Param::from_mapped_value(id, new, mapper)
+    }
+}
+
+struct PathVisitor<'a, F> {
+    path: Vec<String>,
+    f: &'a mut F,
+}
+
+impl<F: NamedParamVisit> ModuleVisitor for PathVisitor<'_, F> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let name = official_name(&self.path);
+        self.f.visit(&name, &param.val());
+    }
+}
+
+impl Trm {
+    /// Replaces every trainable parameter by `f(name, value)`; gradient tracking is kept.
+    pub fn map_named_params<F: NamedParamFn>(self, f: &mut F) -> Self {
+        let mut mapper = PathMapper {
+            path: Vec::new(),
+            f,
+        };
+        self.map(&mut mapper)
+    }
+
+    /// Visits every trainable parameter with its official name.
+    pub fn visit_named_params<F: NamedParamVisit>(&self, f: &mut F) {
+        let mut visitor = PathVisitor {
+            path: Vec::new(),
+            f,
+        };
+        self.visit(&mut visitor);
+    }
+
+    /// Official names of the trainable parameters, in traversal order.
+    pub fn param_names(&self) -> Vec<String> {
+        struct Names(Vec<String>);
+        impl NamedParamVisit for Names {
+            fn visit<const D: usize>(&mut self, name: &str, _: &Tensor<D>) {
+                self.0.push(name.to_string());
+            }
+        }
+        let mut n = Names(Vec::new());
+        self.visit_named_params(&mut n);
+        n.0
+    }
+
+    /// The state dict (official names, f32): trainable parameters and the buffers
+    /// `H_init`, `L_init`, `puzzle_emb.weights`.
+    pub fn state_dict(&self) -> Vec<(String, TensorData)> {
+        struct Collect(Vec<(String, TensorData)>);
+        impl NamedParamVisit for Collect {
+            fn visit<const D: usize>(&mut self, name: &str, value: &Tensor<D>) {
+                self.0.push((name.to_string(), value.to_data()));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.visit_named_params(&mut c);
+        c.0.push((H_INIT_NAME.into(), self.h_init.to_data()));
+        c.0.push((L_INIT_NAME.into(), self.l_init.to_data()));
+        if let Some(pe) = &self.puzzle_emb {
+            c.0.push((PUZZLE_EMB_NAME.into(), pe.to_data()));
+        }
+        c.0
+    }
+
+    /// Loads the trainable parameters and buffers from a state dict with official names
+    /// (`_orig_mod.` prefixes already stripped, see [`strip_compile_prefix`]). Every tensor the
+    /// model needs must be present with the exact shape; extra entries are ignored.
+    pub fn load_state_dict(self, dict: &HashMap<String, TensorData>) -> anyhow::Result<Self> {
+        struct Load<'a> {
+            dict: &'a HashMap<String, TensorData>,
+            err: Option<anyhow::Error>,
+        }
+        impl NamedParamFn for Load<'_> {
+            fn apply<const D: usize>(&mut self, name: &str, value: Tensor<D>) -> Tensor<D> {
+                match lookup(self.dict, name, &value.dims()) {
+                    Ok(data) => Tensor::from_data(data, &value.device()),
+                    Err(e) => {
+                        self.err.get_or_insert(e);
+                        value
+                    }
+                }
+            }
+        }
+        let mut load = Load { dict, err: None };
+        let mut model = self.map_named_params(&mut load);
+        if let Some(e) = load.err {
+            return Err(e);
+        }
+        let device = model.h_init.device();
+        model.h_init = Tensor::from_data(
+            lookup(dict, H_INIT_NAME, &model.h_init.dims())?,
+            &device,
+        );
+        model.l_init = Tensor::from_data(
+            lookup(dict, L_INIT_NAME, &model.l_init.dims())?,
+            &device,
+        );
+        if let Some(pe) = &model.puzzle_emb {
+            let dims = pe.dims();
+            model.puzzle_emb = Some(Tensor::from_data(
+                lookup(dict, PUZZLE_EMB_NAME, &dims)?,
+                &device,
+            ));
+        }
+        Ok(model)
+    }
+
+    /// Replaces the puzzle-embedding table (`[num_ids, ndim]`).
+    pub fn with_puzzle_emb(mut self, weights: Tensor<2>) -> Self {
+        self.puzzle_emb = Some(weights);
+        self
+    }
+}
+
+fn lookup(
+    dict: &HashMap<String, TensorData>,
+    name: &str,
+    dims: &[usize],
+) -> anyhow::Result<TensorData> {
+    let data = dict
+        .get(name)
+        .with_context(|| format!("tensor {name} missing from the state dict"))?;
+    ensure!(
+        data.shape().as_slice() == dims,
+        "tensor {name}: shape {:?} in the file, the model expects {dims:?}",
+        data.shape().as_slice()
+    );
+    Ok(data.clone().convert::<f32>())
+}
+
+/// Strips the `torch.compile` prefix `_orig_mod.` from a state-dict name.
+pub fn strip_compile_prefix(name: &str) -> &str {
+    name.strip_prefix(COMPILE_PREFIX).unwrap_or(name)
+}
+
+/// A safetensors file read into memory: tensors (names with `_orig_mod.` stripped) and the
+/// `__metadata__` string map.
+#[derive(Clone, Debug, Default)]
+pub struct SafetensorsFile {
+    /// Tensors by name; F32/F64/I32/I64/U8/BOOL keep their dtype.
+    pub tensors: HashMap<String, TensorData>,
+    /// `__metadata__` (all values are strings).
+    pub metadata: HashMap<String, String>,
+}
+
+impl SafetensorsFile {
+    /// Reads a safetensors file.
+    pub fn read(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Parses safetensors bytes.
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        use safetensors::{Dtype, SafeTensors};
+        let (_, meta) = SafeTensors::read_metadata(bytes)?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let st = SafeTensors::deserialize(bytes)?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            let shape = view.shape().to_vec();
+            let raw = view.data();
+            let data = match view.dtype() {
+                Dtype::F32 => TensorData::new(le_vec::<4, f32>(raw, f32::from_le_bytes), shape),
+                Dtype::F64 => TensorData::new(le_vec::<8, f64>(raw, f64::from_le_bytes), shape),
+                Dtype::I32 => TensorData::new(le_vec::<4, i32>(raw, i32::from_le_bytes), shape),
+                Dtype::I64 => TensorData::new(le_vec::<8, i64>(raw, i64::from_le_bytes), shape),
+                Dtype::U8 => TensorData::new(raw.to_vec(), shape),
+                Dtype::BOOL => TensorData::new(raw.iter().map(|&b| b != 0).collect(), shape),
+                other => bail!("tensor {name}: unsupported dtype {other:?}"),
+            };
+            tensors.insert(strip_compile_prefix(&name).to_string(), data);
+        }
+        Ok(Self { tensors, metadata })
+    }
+
+    /// Writes tensors and metadata (f32 / f64 / i32 / i64 / bool tensors) to a safetensors file.
+    pub fn write(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        use safetensors::Dtype;
+        let mut names: Vec<&String> = self.tensors.keys().collect();
+        names.sort();
+        let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for name in names {
+            let t = &self.tensors[name];
+            let shape = t.shape().as_slice().to_vec();
+            let (dtype, bytes) = match t.dtype() {
+                DType::F32 => (Dtype::F32, t.as_bytes().to_vec()),
+                DType::F64 => (Dtype::F64, t.as_bytes().to_vec()),
+                DType::I32 => (Dtype::I32, t.as_bytes().to_vec()),
+                DType::I64 => (Dtype::I64, t.as_bytes().to_vec()),
+                DType::Bool(_) => (
+                    Dtype::BOOL,
+                    t.to_vec::<bool>()
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                        .into_iter()
+                        .map(u8::from)
+                        .collect(),
+                ),
+                other => bail!("tensor {name}: unsupported dtype {other:?}"),
+            };
+            owned.push((name.clone(), dtype, shape, bytes));
+        }
+        let views = owned
+            .iter()
+            .map(|(n, d, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        safetensors::serialize_to_file(views, meta, path.as_ref())?;
+        Ok(())
+    }
+
+    /// A tensor by name, or an error naming it.
+    pub fn get(&self, name: &str) -> anyhow::Result<&TensorData> {
+        self.tensors
+            .get(name)
+            .with_context(|| format!("tensor {name} missing"))
+    }
+
+    /// A metadata value by key, or an error naming it.
+    pub fn meta(&self, key: &str) -> anyhow::Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("metadata key {key} missing"))
+    }
+}
+
+fn le_vec<const N: usize, T>(raw: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    raw.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunk of N bytes")))
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! Reading and writing Sudoku files.
+//!
+//! Two formats, both read with the `csv` crate:
+//! - **Sudoku-Extreme CSV** (the format of the official data set): a header line
+//!   `source,question,answer,rating`, then one puzzle per line; `question` and `answer` are
+//!   81-character strings (`.` or `0` for blanks), `rating` a non-negative integer.
+//! - **Plain list** (the files in `shared/data/sudoku/`): one puzzle per line, optionally
+//!   followed by `,solution`; no header. Lines starting with `#` are comments.
+//!
+//! Reading is per line: a bad line yields a [`LineError`] naming the line and the rest of the
+//! file is still read, so a checker can report every bad line at once.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use trm_edge::sudoku::{Grid, check_answer, parse};
+
+/// The header of a Sudoku-Extreme CSV file.
+pub const EXTREME_HEADER: [&str; 4] = ["source", "question", "answer", "rating"];
+
+/// Which of the two file formats a file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `source,question,answer,rating` with a header line.
+    Extreme,
+    /// One puzzle per line, optionally `,solution`.
+    Plain,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Extreme => "Sudoku-Extreme CSV",
+            Format::Plain => "plain list",
+        })
+    }
+}
+
+/// One puzzle read from a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// The `source` column (Sudoku-Extreme CSV only).
+    pub source: Option<String>,
+    /// The puzzle; blanks are `0`.
+    pub puzzle: Grid,
+    /// The solution given in the file, if any (already checked against the puzzle's givens).
+    pub solution: Option<Grid>,
+    /// The `rating` column (Sudoku-Extreme CSV only).
+    pub rating: Option<u32>,
+}
+
+/// A line that could not be read as a puzzle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// A file-level failure: the file cannot be opened or read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Opening or reading failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Streams the records of a file, detecting its format from the first line.
+pub struct Reader<R: Read> {
+    format: Format,
+    records: csv::StringRecordsIntoIter<R>,
+}
+
+impl Reader<File> {
+    /// Opens `path`; the format is detected from its first line.
+    pub fn open(path: &Path) -> Result<Reader<File>, FileError> {
+        let io_err = |source| FileError::Io { path: path.display().to_string(), source };
+        let mut file = File::open(path).map_err(io_err)?;
+        let mut head = [0u8; 64];
+        let n = read_up_to(&mut file, &mut head).map_err(io_err)?;
+        let format = detect_format(&head[..n]);
+        let file = File::open(path).map_err(io_err)?;
+        Ok(Reader::new(file, format))
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads `input` in the given format.
+    pub fn new(input: R, format: Format) -> Reader<R> {
+        let records = csv::ReaderBuilder::new()
+            .has_headers(format == Format::Extreme)
+            .flexible(true)
+            .comment((format == Format::Plain).then_some(b'#'))
+            .from_reader(input)
+            .into_records();
+        Reader { format, records }
+    }
+
+    /// The format being read.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Record, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = match self.records.next()? {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Some(Err(LineError { line, message: format!("unreadable CSV: {e}") }));
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        Some(parse_record(&record, line, self.format).map_err(|message| LineError { line, message }))
+    }
+}
+
+/// Sudoku-Extreme CSV when the first line is its header, otherwise a plain list.
+pub fn detect_format(head: &[u8]) -> Format {
+    let header = EXTREME_HEADER.join(",");
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    if head.starts_with(header.as_bytes()) { Format::Extreme } else { Format::Plain }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn parse_record(rec: &csv::StringRecord, line: u64, format: Format) -> Result<Record, String> {
+    let field = |i: usize| rec.get(i).unwrap_or("").trim();
+    let (source, question, answer, rating) = match format {
+        Format::Extreme => {
+            if rec.len() != 4 {
+                return Err(format!("expected 4 fields (source,question,answer,rating), found {}", rec.len()));
+            }
+            let rating = field(3)
+                .parse::<u32>()
+                .map_err(|_| format!("rating {:?} is not a non-negative integer", field(3)))?;
+            (Some(field(0).to_string()), field(1), Some(field(2)), Some(rating))
+        }
+        Format::Plain => match rec.len() {
+            1 => (None, field(0), None, None),
+            2 => (None, field(0), Some(field(1)), None),
+            n => return Err(format!("expected `puzzle` or `puzzle,solution`, found {n} fields")),
+        },
+    };
+    let puzzle = parse_cells(question).map_err(|e| format!("puzzle: {e}"))?;
+    let solution = match answer {
+        None => None,
+        Some(a) => {
+            let s = parse_cells(a).map_err(|e| format!("solution: {e}"))?;
+            check_answer(&puzzle, &s).map_err(|e| format!("solution does not solve the puzzle: {e}"))?;
+            Some(s)
+        }
+    };
+    Ok(Record { line, source, puzzle, solution, rating })
+}
+
+/// One 81-character field; stricter than [`parse`] about length so the message is exact.
+fn parse_cells(field: &str) -> Result<Grid, String> {
+    let n = field.chars().count();
+    if n != 81 {
+        return Err(format!("expected 81 characters, found {n}"));
+    }
+    parse(field).map_err(|e| e.to_string())
+}
+
+/// Writes Sudoku-Extreme CSV (`source,question,answer,rating`, `.` for blanks, LF endings).
+pub struct ExtremeWriter<W: Write> {
+    inner: csv::Writer<W>,
+}
+
+impl<W: Write> ExtremeWriter<W> {
+    /// Starts a file on `out` and writes the header line.
+    pub fn new(out: W) -> io::Result<ExtremeWriter<W>> {
+        let mut inner = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+        inner.write_record(EXTREME_HEADER)?;
+        Ok(ExtremeWriter { inner })
+    }
+
+    /// Writes one line.
+    pub fn write(&mut self, source: &str, puzzle: &Grid, solution: &Grid, rating: u32) -> io::Result<()> {
+        let (q, a) = (puzzle.to_string(), solution.to_string());
+        self.inner.write_record([source, &q, &a, &rating.to_string()])?;
+        Ok(())
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.inner.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    const S: &str = "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+
+    fn read(text: &str) -> (Format, Vec<Result<Record, LineError>>) {
+        let format = detect_format(text.as_bytes());
+        (format, Reader::new(text.as_bytes(), format).collect())
+    }
+
+    #[test]
+    fn reads_plain_lists_with_and_without_solutions() {
+        let (format, recs) = read(&format!("{P}\n# a comment\n{P},{S}\n"));
+        assert_eq!(format, Format::Plain);
+        let recs: Vec<Record> = recs.into_iter().map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].line, recs[0].solution), (1, None));
+        assert_eq!(recs[1].line, 3);
+        assert_eq!(recs[1].solution.unwrap().to_string(), S);
+    }
+
+    #[test]
+    fn round_trips_extreme_csv() {
+        let (p, s) = (parse(P).unwrap(), parse(S).unwrap());
+        let mut w = ExtremeWriter::new(Vec::new()).unwrap();
+        w.write("test", &p, &s, 3).unwrap();
+        let text = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(text, format!("source,question,answer,rating\ntest,{P},{S},3\n"));
+        let (format, recs) = read(&text);
+        assert_eq!(format, Format::Extreme);
+        let r = recs[0].clone().unwrap();
+        assert_eq!((r.line, r.puzzle, r.solution, r.rating), (2, p, Some(s), Some(3)));
+        assert_eq!(r.source.as_deref(), Some("test"));
+    }
+
+    #[test]
+    fn names_bad_lines_and_keeps_reading() {
+        let short = &P[..80];
+        let letter = P.replacen('.', "x", 1);
+        let wrong = S.replacen('5', "6", 1);
+        let (_, recs) = read(&format!("{P}\n{short}\n{letter}\n{P},{wrong}\n{P},{S},9\n{P}\n"));
+        let errs: Vec<(u64, String)> =
+            recs.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.line, e.message.clone())).collect();
+        assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4, 5]);
+        assert!(errs[0].1.contains("expected 81 characters, found 80"), "{}", errs[0].1);
+        assert!(errs[1].1.contains("'x' at position 3"), "{}", errs[1].1);
+        assert!(errs[2].1.contains("changes the given 5 to 6"), "{}", errs[2].1);
+        assert!(errs[3].1.contains("found 3 fields"), "{}", errs[3].1);
+        assert_eq!(recs.iter().filter(|r| r.is_ok()).count(), 2);
+    }
+
+    #[test]
+    fn checks_extreme_fields() {
+        let text = format!("source,question,answer,rating\na,{P},{S}\nb,{P},{S},-1\n");
+        let (_, recs) = read(&text);
+        assert!(recs[0].as_ref().unwrap_err().message.contains("expected 4 fields"));
+        assert!(recs[1].as_ref().unwrap_err().message.contains("not a non-negative integer"));
+    }
+}
