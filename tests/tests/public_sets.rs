@@ -18,7 +18,9 @@ const SETS: [(&str, usize); 7] = [
 
 #[test]
 fn every_public_puzzle_has_exactly_one_solution() {
-    let Some(dir) = require_sudoku_data() else { return };
+    let Some(dir) = require_sudoku_data() else {
+        return;
+    };
     for (name, count) in SETS {
         let reader = Reader::open(&dir.join(name)).unwrap();
         assert_eq!(reader.format(), Format::Plain, "{name}");
@@ -28,9 +30,14 @@ fn every_public_puzzle_has_exactly_one_solution() {
             let out = solve(r.puzzle.cells(), 2);
             assert_eq!(out.solutions, 1, "{name} line {}", r.line);
             let found = Grid::from_cells(out.solution.unwrap()).unwrap();
-            check_answer(&r.puzzle, &found).unwrap_or_else(|e| panic!("{name} line {}: {e}", r.line));
+            check_answer(&r.puzzle, &found)
+                .unwrap_or_else(|e| panic!("{name} line {}: {e}", r.line));
             if let Some(given) = r.solution {
-                assert_eq!(given, found, "{name} line {}: solution differs from the file's", r.line);
+                assert_eq!(
+                    given, found,
+                    "{name} line {}: solution differs from the file's",
+                    r.line
+                );
             }
             n += 1;
         }

@@ -100,12 +100,20 @@ pub enum DatasetError {
 /// generator seeded by `(seed, base index)`.
 pub fn build(base: &[(Grid, Grid)], spec: &DatasetSpec) -> Result<Dataset, DatasetError> {
     if spec.test_puzzles > base.len() {
-        return Err(DatasetError::TooFewPuzzles { test: spec.test_puzzles, base: base.len() });
+        return Err(DatasetError::TooFewPuzzles {
+            test: spec.test_puzzles,
+            base: base.len(),
+        });
     }
-    if let Some((index, err)) =
-        base.iter().enumerate().find_map(|(i, (p, s))| check_answer(p, s).err().map(|e| (i, e)))
+    if let Some((index, err)) = base
+        .iter()
+        .enumerate()
+        .find_map(|(i, (p, s))| check_answer(p, s).err().map(|e| (i, e)))
     {
-        return Err(DatasetError::BadPair { index, reason: err.to_string() });
+        return Err(DatasetError::BadPair {
+            index,
+            reason: err.to_string(),
+        });
     }
     let mut order: Vec<usize> = (0..base.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(spec.seed));
@@ -132,7 +140,10 @@ fn build_split(base: &[(Grid, Grid)], ids: &[usize], augmentations: usize, seed:
             group
         })
         .collect();
-    let mut split = Split { group_starts: vec![0], ..Split::default() };
+    let mut split = Split {
+        group_starts: vec![0],
+        ..Split::default()
+    };
     for group in groups {
         for (inputs, labels) in group {
             split.inputs.push(inputs);
@@ -150,16 +161,29 @@ mod tests {
     use trm_edge::sudoku::{decode, parse};
 
     fn base() -> Vec<(Grid, Grid)> {
-        let p = parse("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79").unwrap();
-        let s = parse("534678912672195348198342567859761423426853791713924856961537284287419635345286179").unwrap();
+        let p = parse(
+            "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79",
+        )
+        .unwrap();
+        let s = parse(
+            "534678912672195348198342567859761423426853791713924856961537284287419635345286179",
+        )
+        .unwrap();
         // Ten distinct base puzzles: symmetries of one.
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        (0..10).map(|_| Augmentation::random(&mut rng).apply_pair(&p, &s)).collect()
+        (0..10)
+            .map(|_| Augmentation::random(&mut rng).apply_pair(&p, &s))
+            .collect()
     }
 
     #[test]
     fn builds_groups_split_by_base_puzzle() {
-        let spec = DatasetSpec { augmentations: 5, test_augmentations: 0, test_puzzles: 3, seed: 9 };
+        let spec = DatasetSpec {
+            augmentations: 5,
+            test_augmentations: 0,
+            test_puzzles: 3,
+            seed: 9,
+        };
         let d = build(&base(), &spec).unwrap();
         assert_eq!((d.train.groups(), d.train.len()), (7, 7 * 6));
         assert_eq!((d.test.groups(), d.test.len()), (3, 3));
@@ -172,26 +196,55 @@ mod tests {
         // No solution grid of a test group appears in train (augmentations keep the
         // base puzzle's solution up to symmetry; here base puzzles are distinct grids).
         let test_originals: HashSet<_> = d.test.labels.iter().collect();
-        let train_originals: HashSet<_> =
-            (0..d.train.groups()).map(|g| &d.train.labels[d.train.group(g).start]).collect();
+        let train_originals: HashSet<_> = (0..d.train.groups())
+            .map(|g| &d.train.labels[d.train.group(g).start])
+            .collect();
         assert!(test_originals.is_disjoint(&train_originals));
     }
 
     #[test]
     fn is_deterministic_for_a_seed() {
-        let spec = DatasetSpec { augmentations: 3, test_augmentations: 1, test_puzzles: 2, seed: 4 };
-        assert_eq!(build(&base(), &spec).unwrap(), build(&base(), &spec).unwrap());
-        let other = DatasetSpec { seed: 5, ..spec.clone() };
-        assert_ne!(build(&base(), &spec).unwrap(), build(&base(), &other).unwrap());
+        let spec = DatasetSpec {
+            augmentations: 3,
+            test_augmentations: 1,
+            test_puzzles: 2,
+            seed: 4,
+        };
+        assert_eq!(
+            build(&base(), &spec).unwrap(),
+            build(&base(), &spec).unwrap()
+        );
+        let other = DatasetSpec {
+            seed: 5,
+            ..spec.clone()
+        };
+        assert_ne!(
+            build(&base(), &spec).unwrap(),
+            build(&base(), &other).unwrap()
+        );
     }
 
     #[test]
     fn rejects_bad_requests() {
-        let spec = DatasetSpec { augmentations: 0, test_augmentations: 0, test_puzzles: 11, seed: 0 };
-        assert_eq!(build(&base(), &spec), Err(DatasetError::TooFewPuzzles { test: 11, base: 10 }));
+        let spec = DatasetSpec {
+            augmentations: 0,
+            test_augmentations: 0,
+            test_puzzles: 11,
+            seed: 0,
+        };
+        assert_eq!(
+            build(&base(), &spec),
+            Err(DatasetError::TooFewPuzzles { test: 11, base: 10 })
+        );
         let mut b = base();
         b[4].1 = b[4].0;
-        let spec = DatasetSpec { test_puzzles: 1, ..spec };
-        assert!(matches!(build(&b, &spec), Err(DatasetError::BadPair { index: 4, .. })));
+        let spec = DatasetSpec {
+            test_puzzles: 1,
+            ..spec
+        };
+        assert!(matches!(
+            build(&b, &spec),
+            Err(DatasetError::BadPair { index: 4, .. })
+        ));
     }
 }

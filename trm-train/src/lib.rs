@@ -2,12 +2,14 @@
 //!
 //! - [`sudoku`]: exact solver, puzzle generator, augmentation and file formats;
 //! - [`dataset`]: the tokenised N × K augmented training set, split by base puzzle;
+//! - [`model`]: TRM in burn (config, layers, ACT wrapper, loss, optimisers, weights);
 //! - [`cli`]: the `trm-train` command line.
 
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod dataset;
+pub mod model;
 pub mod paths;
 pub mod progress;
 pub mod stats;

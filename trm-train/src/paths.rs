@@ -19,7 +19,10 @@ pub fn require_sudoku_data() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    let msg = format!("Sudoku evaluation sets not found at {} (set TRM_DATA)", dir.display());
+    let msg = format!(
+        "Sudoku evaluation sets not found at {} (set TRM_DATA)",
+        dir.display()
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }

@@ -39,10 +39,18 @@ impl PuzzleStats {
             self.givens.iter().position(|&c| c > 0).unwrap_or(0),
             self.givens.iter().rposition(|&c| c > 0).unwrap_or(0),
         );
-        let mean = self.givens.iter().enumerate().map(|(k, &c)| (k * c) as f64).sum::<f64>() / n;
+        let mean = self
+            .givens
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| (k * c) as f64)
+            .sum::<f64>()
+            / n;
         let _ = writeln!(out, "givens: min {min}, mean {mean:.2}, max {max}");
-        let rows: Vec<(String, usize)> =
-            (min..=max).filter(|&k| self.givens[k] > 0).map(|k| (k.to_string(), self.givens[k])).collect();
+        let rows: Vec<(String, usize)> = (min..=max)
+            .filter(|&k| self.givens[k] > 0)
+            .map(|k| (k.to_string(), self.givens[k]))
+            .collect();
         histogram(&mut out, &rows);
 
         let mut r = self.ratings.clone();
@@ -63,7 +71,11 @@ impl PuzzleStats {
         while lo <= r[r.len() - 1] {
             let hi = if lo == 0 { 0 } else { lo * 2 - 1 };
             let c = r.iter().filter(|&&x| x >= lo && x <= hi).count();
-            let label = if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") };
+            let label = if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            };
             buckets.push((label, c));
             lo = if lo == 0 { 1 } else { lo * 2 };
         }
@@ -92,8 +104,14 @@ mod tests {
             s.add(g, r);
         }
         let text = s.report();
-        assert!(text.contains("givens: min 20, mean 22.25, max 25"), "{text}");
-        assert!(text.contains("min 0, median 5, mean 4.50, p90 12, max 12; 25.0% need no guess"), "{text}");
+        assert!(
+            text.contains("givens: min 20, mean 22.25, max 25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("min 0, median 5, mean 4.50, p90 12, max 12; 25.0% need no guess"),
+            "{text}"
+        );
         assert!(text.contains("        22        2 ####"), "{text}");
         assert!(text.contains("      8-15        1"), "{text}");
     }

@@ -6,11 +6,17 @@ use std::process::{Command, Output};
 use trm_train::paths::require_sudoku_data;
 
 fn trm_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trm-train")).args(args).output().expect("run trm-train")
+    Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .args(args)
+        .output()
+        .expect("run trm-train")
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -25,12 +31,17 @@ fn check_set(file: &Path, count: usize) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("puzzles: {count}\n")), "{stdout}");
-    assert!(stdout.contains(&format!("uniquely solvable: {count} of {count}\n")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("uniquely solvable: {count} of {count}\n")),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn check_accepts_top1465_and_forum_hardest() {
-    let Some(dir) = require_sudoku_data() else { return };
+    let Some(dir) = require_sudoku_data() else {
+        return;
+    };
     check_set(&dir.join("top1465.txt"), 1465);
     check_set(&dir.join("forum_hardest_1905_11plus.txt"), 48_766);
 }
@@ -44,7 +55,11 @@ fn check_names_every_broken_line() {
     let twice = good.replacen("4.....", "44....", 1); // two 4s in row 1
     let multi = ".".repeat(81); // many solutions
     let file = dir.join("broken.txt");
-    std::fs::write(&file, format!("{good}\n{short}\n{good}\n{letter}\n{twice}\n{multi}\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{good}\n{short}\n{good}\n{letter}\n{twice}\n{multi}\n"),
+    )
+    .unwrap();
     let out = trm_train(&["data", "check", file.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -66,14 +81,27 @@ fn generate_is_byte_identical_and_checks() {
     let run = |name: &str, threads: &str| {
         let out_file = dir.join(name);
         let out = trm_train(&[
-            "--threads", threads, "data", "generate", "--count", "40", "--seed", "11", "--clues", "30..40",
-            "--out", out_file.to_str().unwrap(),
+            "--threads",
+            threads,
+            "data",
+            "generate",
+            "--count",
+            "40",
+            "--seed",
+            "11",
+            "--clues",
+            "30..40",
+            "--out",
+            out_file.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{:?}", text(&out));
         std::fs::read(out_file).unwrap()
     };
     let (a, b) = (run("a.csv", "2"), run("b.csv", "1"));
-    assert_eq!(a, b, "same arguments must give the same bytes, whatever the thread count");
+    assert_eq!(
+        a, b,
+        "same arguments must give the same bytes, whatever the thread count"
+    );
     let body = String::from_utf8(a).unwrap();
     assert!(body.starts_with("source,question,answer,rating\n"));
     assert_eq!(body.lines().count(), 41);
@@ -84,7 +112,13 @@ fn generate_is_byte_identical_and_checks() {
     assert!(stdout.contains("Sudoku-Extreme CSV"), "{stdout}");
     // Every puzzle has 30..=40 givens.
     for line in body.lines().skip(1) {
-        let givens = line.split(',').nth(1).unwrap().bytes().filter(|b| b.is_ascii_digit()).count();
+        let givens = line
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .bytes()
+            .filter(|b| b.is_ascii_digit())
+            .count();
         assert!((30..=40).contains(&givens), "{line}");
     }
 }

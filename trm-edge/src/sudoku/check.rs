@@ -43,7 +43,11 @@ pub fn find_conflict(grid: &Grid) -> Option<Conflict> {
                 continue;
             }
             if first[d] != 0 {
-                return Some(Conflict { unit, digit: d as u8, cells: (first[d] - 1, c) });
+                return Some(Conflict {
+                    unit,
+                    digit: d as u8,
+                    cells: (first[d] - 1, c),
+                });
             }
             first[d] = c + 1;
         }
@@ -96,7 +100,11 @@ pub fn check_answer(puzzle: &Grid, answer: &Grid) -> Result<(), CheckError> {
     }
     for cell in 0..CELLS {
         if p[cell] != 0 && p[cell] != a[cell] {
-            return Err(CheckError::GivenChanged { cell, given: p[cell], found: a[cell] });
+            return Err(CheckError::GivenChanged {
+                cell,
+                given: p[cell],
+                found: a[cell],
+            });
         }
     }
     match find_conflict(answer) {
@@ -104,6 +112,8 @@ pub fn check_answer(puzzle: &Grid, answer: &Grid) -> Result<(), CheckError> {
         None => Ok(()),
     }
 }
+
+impl core::error::Error for CheckError {}
 
 #[cfg(test)]
 mod tests {
@@ -127,7 +137,10 @@ mod tests {
         let (p, s) = (parse(PUZZLE).unwrap(), parse(SOLUTION).unwrap());
         let mut blank = s;
         blank.set(5, 0).unwrap();
-        assert_eq!(check_answer(&p, &blank), Err(CheckError::Incomplete { cell: 5 }));
+        assert_eq!(
+            check_answer(&p, &blank),
+            Err(CheckError::Incomplete { cell: 5 })
+        );
         // Swapping two cells of row 0 keeps rows valid but breaks columns; cell 0 is a given.
         let mut swapped = s;
         swapped.set(0, 3).unwrap();
@@ -135,7 +148,11 @@ mod tests {
         swapped.set(2, 4).unwrap();
         assert_eq!(
             check_answer(&p, &swapped),
-            Err(CheckError::GivenChanged { cell: 0, given: 5, found: 3 })
+            Err(CheckError::GivenChanged {
+                cell: 0,
+                given: 5,
+                found: 3
+            })
         );
         let free = parse(&"0".repeat(81)).unwrap();
         match check_answer(&free, &swapped) {

@@ -42,7 +42,10 @@ impl Grid {
     /// Builds a grid from 81 cell values, each `0` (blank) or `1..=9`.
     pub fn from_cells(cells: [u8; CELLS]) -> Result<Grid, GridError> {
         match cells.iter().position(|&v| v > 9) {
-            Some(cell) => Err(GridError { cell, value: cells[cell] }),
+            Some(cell) => Err(GridError {
+                cell,
+                value: cells[cell],
+            }),
             None => Ok(Grid(cells)),
         }
     }
@@ -54,7 +57,11 @@ impl Grid {
 
     /// The value at row `r`, column `c` (both `0..9`), or `None` outside the grid.
     pub fn get(&self, r: usize, c: usize) -> Option<u8> {
-        if r < 9 && c < 9 { Some(self.0[r * 9 + c]) } else { None }
+        if r < 9 && c < 9 {
+            Some(self.0[r * 9 + c])
+        } else {
+            None
+        }
     }
 
     /// Sets cell `cell` (`0..81`) to `value` (`0..=9`).
@@ -100,6 +107,8 @@ impl fmt::Debug for Grid {
     }
 }
 
+impl core::error::Error for GridError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +117,13 @@ mod tests {
     fn rejects_values_above_nine() {
         let mut cells = [0u8; CELLS];
         cells[40] = 10;
-        assert_eq!(Grid::from_cells(cells), Err(GridError { cell: 40, value: 10 }));
+        assert_eq!(
+            Grid::from_cells(cells),
+            Err(GridError {
+                cell: 40,
+                value: 10
+            })
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod parse;
 mod tokens;
 mod units;
 
-pub use check::{CheckError, check_answer, find_conflict, Conflict};
+pub use check::{CheckError, Conflict, check_answer, find_conflict};
 pub use grid::{CELLS, Grid, GridError};
 pub use parse::{ParseError, parse};
 pub use tokens::{BLANK_TOKEN, PAD_TOKEN, TokenError, VOCAB_SIZE, decode, encode};

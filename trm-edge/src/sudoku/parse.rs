@@ -71,7 +71,13 @@ pub fn parse(text: &str) -> Result<Grid, ParseError> {
             '.' | '0' => 0,
             c if c.is_whitespace() => continue,
             '|' | '+' | '-' if layout => continue,
-            _ => return Err(ParseError::BadChar { ch, position, cell: n }),
+            _ => {
+                return Err(ParseError::BadChar {
+                    ch,
+                    position,
+                    cell: n,
+                });
+            }
         };
         match cells.get_mut(n) {
             Some(slot) => *slot = value,
@@ -83,8 +89,14 @@ pub fn parse(text: &str) -> Result<Grid, ParseError> {
         return Err(ParseError::TooFewCells { found: n });
     }
     // Every value is 0..=9 by construction.
-    Grid::from_cells(cells).map_err(|e| ParseError::BadChar { ch: '?', position: e.cell, cell: e.cell })
+    Grid::from_cells(cells).map_err(|e| ParseError::BadChar {
+        ch: '?',
+        position: e.cell,
+        cell: e.cell,
+    })
 }
+
+impl core::error::Error for ParseError {}
 
 #[cfg(test)]
 mod tests {
@@ -116,20 +128,47 @@ mod tests {
         let mut bad = [b'.'; 81];
         bad[10] = b'x';
         let text = core::str::from_utf8(&bad).unwrap();
-        assert_eq!(parse(text), Err(ParseError::BadChar { ch: 'x', position: 10, cell: 10 }));
+        assert_eq!(
+            parse(text),
+            Err(ParseError::BadChar {
+                ch: 'x',
+                position: 10,
+                cell: 10
+            })
+        );
         // Layout characters are only layout in a multi-line grid.
         bad[10] = b'|';
         let text = core::str::from_utf8(&bad).unwrap();
-        assert!(matches!(parse(text), Err(ParseError::BadChar { ch: '|', .. })));
+        assert!(matches!(
+            parse(text),
+            Err(ParseError::BadChar { ch: '|', .. })
+        ));
     }
 
     #[test]
     fn counts_cells() {
-        assert_eq!(parse(&LINE[..80]), Err(ParseError::TooFewCells { found: 80 }));
+        assert_eq!(
+            parse(&LINE[..80]),
+            Err(ParseError::TooFewCells { found: 80 })
+        );
         let mut long = [b'.'; 82];
         long[81] = b'1';
         let text = core::str::from_utf8(&long).unwrap();
         assert_eq!(parse(text), Err(ParseError::TooManyCells { position: 81 }));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in ".{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn display_round_trips(cells in proptest::collection::vec(0u8..=9, 81)) {
+            let mut a = [0u8; CELLS];
+            a.copy_from_slice(&cells);
+            let g = Grid::from_cells(a).unwrap();
+            proptest::prop_assert_eq!(parse(&std::format!("{g}")), Ok(g));
+        }
+    }
 }

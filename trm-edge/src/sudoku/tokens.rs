@@ -50,8 +50,13 @@ pub fn decode(tokens: &[u8; CELLS]) -> Result<Grid, TokenError> {
         }
         *cell = token - 1;
     }
-    Grid::from_cells(cells).map_err(|e| TokenError { position: e.cell, token: e.value + 1 })
+    Grid::from_cells(cells).map_err(|e| TokenError {
+        position: e.cell,
+        token: e.value + 1,
+    })
 }
+
+impl core::error::Error for TokenError {}
 
 #[cfg(test)]
 mod tests {
@@ -76,8 +81,20 @@ mod tests {
     fn rejects_pad_and_out_of_range() {
         let mut t = [1u8; CELLS];
         t[7] = 0;
-        assert_eq!(decode(&t), Err(TokenError { position: 7, token: 0 }));
+        assert_eq!(
+            decode(&t),
+            Err(TokenError {
+                position: 7,
+                token: 0
+            })
+        );
         t[7] = 11;
-        assert_eq!(decode(&t), Err(TokenError { position: 7, token: 11 }));
+        assert_eq!(
+            decode(&t),
+            Err(TokenError {
+                position: 7,
+                token: 11
+            })
+        );
     }
 }

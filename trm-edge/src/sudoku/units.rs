@@ -25,12 +25,24 @@ pub struct Unit {
 impl Unit {
     /// All 27 units: rows 0..9, then columns 0..9, then boxes 0..9.
     pub const ALL: [Unit; 27] = {
-        let mut all = [Unit { kind: UnitKind::Row, index: 0 }; 27];
+        let mut all = [Unit {
+            kind: UnitKind::Row,
+            index: 0,
+        }; 27];
         let mut i = 0;
         while i < 9 {
-            all[i] = Unit { kind: UnitKind::Row, index: i as u8 };
-            all[9 + i] = Unit { kind: UnitKind::Column, index: i as u8 };
-            all[18 + i] = Unit { kind: UnitKind::Box, index: i as u8 };
+            all[i] = Unit {
+                kind: UnitKind::Row,
+                index: i as u8,
+            };
+            all[9 + i] = Unit {
+                kind: UnitKind::Column,
+                index: i as u8,
+            };
+            all[18 + i] = Unit {
+                kind: UnitKind::Box,
+                index: i as u8,
+            };
             i += 1;
         }
         all
@@ -88,7 +100,10 @@ mod tests {
     #[test]
     fn box_of_matches_box_cells() {
         for b in 0..9u8 {
-            for c in unit_cells(Unit { kind: UnitKind::Box, index: b }) {
+            for c in unit_cells(Unit {
+                kind: UnitKind::Box,
+                index: b,
+            }) {
                 assert_eq!(box_of(c), b as usize);
             }
         }

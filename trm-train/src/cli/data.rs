@@ -64,7 +64,11 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
 
 /// Parses `A..B`, `A..=B` (both inclusive) or `A`.
 fn parse_range(s: &str) -> Result<RangeInclusive<usize>, String> {
-    let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("{t:?} is not a number"));
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{t:?} is not a number"))
+    };
     let (a, b) = match s.split_once("..") {
         Some((a, b)) => (num(a)?, num(b.strip_prefix('=').unwrap_or(b))?),
         None => (num(s)?, num(s)?),
@@ -76,7 +80,10 @@ fn parse_range(s: &str) -> Result<RangeInclusive<usize>, String> {
 }
 
 fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
-    let spec = GenSpec { clues: args.clues.clone(), min_rating: args.min_rating };
+    let spec = GenSpec {
+        clues: args.clues.clone(),
+        min_rating: args.min_rating,
+    };
     let bar = progress::bar(args.count as u64, "generate");
     let start = Instant::now();
     let puzzles = generate(&spec, args.count, args.seed, |_| bar.inc(1))?;
@@ -110,7 +117,10 @@ fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
 }
 
 /// Writes `path` through a temporary file in the same folder, renamed into place on success.
-fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -125,7 +135,8 @@ fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Res
         let _ = fs::remove_file(&tmp);
         return Err(e.context(format!("writing {}", path.display())));
     }
-    fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// What the check found for one good line.
@@ -137,7 +148,12 @@ struct Verdict {
 }
 
 fn check_record(r: &Record) -> Verdict {
-    let verdict = |rating, problem| Verdict { line: r.line, givens: r.puzzle.filled(), rating, problem };
+    let verdict = |rating, problem| Verdict {
+        line: r.line,
+        givens: r.puzzle.filled(),
+        rating,
+        problem,
+    };
     if let Some(c) = find_conflict(&r.puzzle) {
         return verdict(0, Some(format!("invalid puzzle: {c}")));
     }
@@ -145,9 +161,10 @@ fn check_record(r: &Record) -> Verdict {
     let problem = match (out.solutions, out.solution) {
         (0, _) => Some("no solution".to_string()),
         (1, Some(found)) => match r.solution {
-            Some(given) if *given.cells() != found => {
-                Some(format!("the file's solution differs from the unique solution {}", grid_line(&found)))
-            }
+            Some(given) if *given.cells() != found => Some(format!(
+                "the file's solution differs from the unique solution {}",
+                grid_line(&found)
+            )),
             _ => None,
         },
         _ => Some("more than one solution".to_string()),
@@ -156,7 +173,9 @@ fn check_record(r: &Record) -> Verdict {
 }
 
 fn grid_line(cells: &[u8; 81]) -> String {
-    Grid::from_cells(*cells).map(|g| g.to_string()).unwrap_or_default()
+    Grid::from_cells(*cells)
+        .map(|g| g.to_string())
+        .unwrap_or_default()
 }
 
 fn run_check(path: &Path) -> Result<ExitCode> {
@@ -207,7 +226,11 @@ fn run_check(path: &Path) -> Result<ExitCode> {
     if !file_ratings.is_empty() {
         let mean = file_ratings.iter().map(|&x| x as f64).sum::<f64>() / file_ratings.len() as f64;
         let (min, max) = (file_ratings.iter().min(), file_ratings.iter().max());
-        println!("rating column of the file: min {}, mean {mean:.2}, max {}", min.unwrap_or(&0), max.unwrap_or(&0));
+        println!(
+            "rating column of the file: min {}, mean {mean:.2}, max {}",
+            min.unwrap_or(&0),
+            max.unwrap_or(&0)
+        );
     }
     println!(
         "checked in {secs:.2} s ({:.0} puzzles/s on {} threads)",

@@ -34,11 +34,13 @@ pub enum Command {
 /// Parses the process arguments and runs the command; the exit code is the process's.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-            eprintln!("error: cannot start {n} threads: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(n) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+    {
+        eprintln!("error: cannot start {n} threads: {e}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Some(Command::Data(cmd)) => data::run(cmd),

@@ -1,6 +1,7 @@
 //! The ACT wrapper (`TinyRecursiveReasoningModel_ACTV1`): carry across supervision steps,
 //! reset of halted rows, step counting and the halting rule.
 
+use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use rand::Rng;
 
@@ -46,7 +47,10 @@ impl Batch {
     /// Puzzle identifiers as a tensor `[B]`.
     pub fn ids_tensor(&self, device: &Device) -> Tensor<1, Int> {
         let b = self.batch_size();
-        Tensor::from_data(TensorData::new(self.puzzle_identifiers.clone(), [b]), device)
+        Tensor::from_data(
+            TensorData::new(self.puzzle_identifiers.clone(), [b]),
+            device,
+        )
     }
 
     /// Rows of `self` where `take_new[b]`, else rows of `current` (official
@@ -130,8 +134,9 @@ impl Trm {
             return init;
         }
         let device = carry.z_h.device();
-        let mask = Tensor::<3, Bool>::from_data(TensorData::new(reset.to_vec(), [b, 1, 1]), &device)
-            .expand([b, s, d]);
+        let mask =
+            Tensor::<3, Bool>::from_data(TensorData::new(reset.to_vec(), [b, 1, 1]), &device)
+                .expand([b, s, d]);
         InnerCarry {
             z_h: carry.z_h.mask_where(mask.clone(), init.z_h),
             z_l: carry.z_l.mask_where(mask, init.z_l),
@@ -191,7 +196,7 @@ impl Trm {
                 .q_halt
                 .clone()
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .expect("q_halt is f32");
             for (b, h) in halted.iter_mut().enumerate() {
                 *h |= q[b] > 0.0;

@@ -184,7 +184,7 @@ impl TrmConfig {
         );
         if !self.mlp_t {
             anyhow::ensure!(
-                self.num_heads > 0 && self.hidden_size % self.num_heads == 0,
+                self.num_heads > 0 && self.hidden_size.is_multiple_of(self.num_heads),
                 "hidden_size must be divisible by num_heads"
             );
         }

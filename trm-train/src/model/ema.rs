@@ -26,16 +26,15 @@ impl Ema {
         impl NamedParamVisit for Init {
             fn visit<const D: usize>(&mut self, name: &str, value: &Tensor<D>) {
                 let n = value.dims().iter().product::<usize>();
-                self.0
-                    .insert(name.to_string(), value.clone().without_autodiff().reshape([n]));
+                self.0.insert(
+                    name.to_string(),
+                    value.clone().without_autodiff().reshape([n]),
+                );
             }
         }
         let mut init = Init(HashMap::new());
         model.visit_named_params(&mut init);
-        Self {
-            mu,
-            shadow: init.0,
-        }
+        Self { mu, shadow: init.0 }
     }
 
     /// `shadow = (1 − μ)·param + μ·shadow` for every parameter.
@@ -46,11 +45,7 @@ impl Ema {
                 let n = value.dims().iter().product::<usize>();
                 let p = value.clone().without_autodiff().reshape([n]);
                 let mu = self.0.mu;
-                let s = self
-                    .0
-                    .shadow
-                    .remove(name)
-                    .unwrap_or_else(|| p.clone());
+                let s = self.0.shadow.remove(name).unwrap_or_else(|| p.clone());
                 let s = p.mul_scalar(1.0 - mu).add(s.mul_scalar(mu));
                 self.0.shadow.insert(name.to_string(), s);
             }
@@ -70,5 +65,44 @@ impl Ema {
             }
         }
         model.clone().map_named_params(&mut Put(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TrmConfig;
+    use crate::model::weights::NamedParamFn;
+    use burn::tensor::Device;
+    use rand::SeedableRng;
+
+    #[test]
+    fn ema_follows_the_official_update() {
+        #[allow(deprecated)]
+        let dev = Device::ndarray();
+        let cfg = TrmConfig::new()
+            .with_hidden_size(16)
+            .with_puzzle_emb_ndim(16);
+        let model = cfg.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3), &dev);
+        let mut ema = Ema::new(&model, 0.9);
+        struct AddOne;
+        impl NamedParamFn for AddOne {
+            fn apply<const D: usize>(&mut self, _: &str, v: Tensor<D>) -> Tensor<D> {
+                v.add_scalar(1.0)
+            }
+        }
+        let moved = model.clone().map_named_params(&mut AddOne);
+        ema.update(&moved);
+        let avg = ema.apply_to(&moved);
+        let (a, m) = (avg.state_dict(), model.state_dict());
+        for ((name, got), (_, orig)) in a.iter().zip(&m) {
+            let got = got.try_to_vec::<f32>().unwrap();
+            let orig = orig.try_to_vec::<f32>().unwrap();
+            let buffer = name.ends_with("_init") || name.contains("puzzle_emb");
+            for (g, o) in got.iter().zip(&orig) {
+                let want = if buffer { *o } else { o + 0.1 };
+                assert!((g - want).abs() < 1e-6, "{name}: {g} vs {want}");
+            }
+        }
     }
 }

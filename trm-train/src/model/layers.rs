@@ -84,7 +84,12 @@ fn trunc_normal_param<R: Rng>(
 pub fn linear_t<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
     let dims = x.dims();
     let [out, inp] = w.dims();
-    assert_eq!(dims[D - 1], inp, "linear: input width {} != {inp}", dims[D - 1]);
+    assert_eq!(
+        dims[D - 1],
+        inp,
+        "linear: input width {} != {inp}",
+        dims[D - 1]
+    );
     let rows: usize = dims[..D - 1].iter().product();
     let y = x.reshape([rows, inp]).matmul(w.transpose());
     let mut out_dims = dims;
@@ -319,7 +324,12 @@ impl Block {
     pub fn init<R: Rng>(cfg: &TrmConfig, rng: &mut R, device: &Device) -> Self {
         let (mlp_t, self_attn) = if cfg.mlp_t {
             (
-                Some(SwiGlu::init(cfg.total_seq_len(), cfg.expansion, rng, device)),
+                Some(SwiGlu::init(
+                    cfg.total_seq_len(),
+                    cfg.expansion,
+                    rng,
+                    device,
+                )),
                 None,
             )
         } else {
@@ -381,5 +391,31 @@ impl ReasoningModule {
             h = layer.forward(h, rope);
         }
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn trunc_normal_has_the_requested_std_and_bounds() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let x = trunc_normal(200_000, 0.5, &mut rng);
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 5e-3, "mean {mean}");
+        assert!((var.sqrt() - 0.5).abs() < 5e-3, "std {}", var.sqrt());
+        // Truncation at ±2 standard deviations of the underlying normal (comp_std ≈ 1.1376·std).
+        let bound = x.iter().fold(0f32, |a, &v| a.max(v.abs()));
+        assert!(bound <= 2.0 * 0.5 * 1.14 && bound > 1.0, "bound {bound}");
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        assert!((libm_erf(std::f64::consts::SQRT_2) - 0.954_499_736_103_641_6).abs() < 1e-14);
+        assert!((libm_erf(-0.5) + 0.520_499_877_813_046_5).abs() < 1e-14);
     }
 }

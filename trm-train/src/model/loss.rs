@@ -100,13 +100,13 @@ pub fn act_loss(logits: Tensor<3>, q_halt: Tensor<1>, carry: &Carry) -> LossOutp
         .clone()
         .without_autodiff()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .expect("logits are f32");
     let qh: Vec<f32> = q_halt
         .clone()
         .without_autodiff()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .expect("q_halt is f32");
     let mut preds = Vec::with_capacity(b * l);
     let mut counts = vec![0i64; b];

@@ -114,12 +114,10 @@ impl AdamAtan2 {
                         None => Tensor::zeros(dims, &device),
                     },
                 };
-                let (m, v) = self
-                    .opt
-                    .state
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| (Tensor::zeros([n], &device), Tensor::zeros([n], &device)));
+                let (m, v) =
+                    self.opt.state.get(name).cloned().unwrap_or_else(|| {
+                        (Tensor::zeros([n], &device), Tensor::zeros([n], &device))
+                    });
                 let (p, m, v) = adam_atan2_update(
                     value.without_autodiff(),
                     g,
@@ -184,11 +182,14 @@ pub fn sign_sgd_step(
 ) -> Tensor<2> {
     let device = weights.device();
     let [n, e] = weights.dims();
-    let mut w: Vec<f32> = weights.into_data().to_vec::<f32>().expect("f32 weights");
+    let mut w: Vec<f32> = weights
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 weights");
     let g: Vec<f32> = local_grad
         .without_autodiff()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .expect("f32 grads");
     let mut acc: Vec<(usize, Vec<f32>)> = Vec::new();
     for (b, &id) in ids.iter().enumerate() {
@@ -251,10 +252,13 @@ impl LrSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
 
     #[test]
     fn schedule_warms_up_then_follows_cosine() {
-        let s = LrSchedule::new(1e-4, 100).with_warmup_steps(10).with_min_ratio(0.0);
+        let s = LrSchedule::new(1e-4, 100)
+            .with_warmup_steps(10)
+            .with_min_ratio(0.0);
         assert_eq!(s.lr(0), 0.0);
         assert!((s.lr(5) - 0.5e-4).abs() < 1e-12);
         assert!((s.lr(10) - 1e-4).abs() < 1e-12);
@@ -262,5 +266,43 @@ mod tests {
         assert!(s.lr(100).abs() < 1e-12);
         let c = LrSchedule::new(1e-4, 100).with_warmup_steps(10);
         assert_eq!(c.lr(70), 1e-4);
+    }
+
+    #[allow(deprecated)]
+    fn cpu() -> Device {
+        Device::ndarray()
+    }
+
+    #[test]
+    fn first_adam_atan2_step_is_a_scaled_sign() {
+        let dev = cpu();
+        let p = Tensor::<1>::from_data([1.0f32, 1.0, 1.0], &dev);
+        let g = Tensor::<1>::from_data([3.0f32, -1e-6, 0.0], &dev);
+        let z = Tensor::<1>::zeros([3], &dev);
+        let cfg = AdamAtan2Config::new();
+        let (p, m, _) = adam_atan2_update(p, g, z.clone(), z, 1, 1e-4, &cfg);
+        let p = p.into_data().try_to_vec::<f32>().unwrap();
+        let decayed = 1.0 - 1e-4;
+        let step = 1e-4 * (0.1f64).atan() / 0.1;
+        assert!((p[0] as f64 - (decayed - step)).abs() < 1e-7);
+        assert!((p[1] as f64 - (decayed + step)).abs() < 1e-7);
+        assert!((p[2] as f64 - decayed).abs() < 1e-7);
+        let m = m.into_data().try_to_vec::<f32>().unwrap();
+        assert!((m[0] - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sign_sgd_sums_duplicate_ids_and_skips_absent_rows() {
+        let dev = cpu();
+        let w = Tensor::<2>::from_data([[1.0f32, 1.0], [2.0, 2.0], [3.0, 3.0]], &dev);
+        let g = Tensor::<2>::from_data([[1.0f32, -1.0], [-3.0, 0.5], [0.0, 0.0]], &dev);
+        let cfg = SignSgdConfig::new().with_weight_decay(1.0);
+        let out = sign_sgd_step(w, g, &[0, 0, 2], 0.1, &cfg);
+        let out = out.into_data().try_to_vec::<f32>().unwrap();
+        // Row 0: G = [-2, -0.5] → w·0.9 + 0.1; row 1 untouched; row 2: G = 0 → decay only.
+        let want = [1.0, 1.0, 2.0, 2.0, 2.7, 2.7];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-6, "{out:?}");
+        }
     }
 }

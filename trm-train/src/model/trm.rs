@@ -78,12 +78,8 @@ impl TrmConfig {
         let l_level = ReasoningModule::init(self, rng, device);
         let h_init = Tensor::from_data(TensorData::new(trunc_normal(d, 1.0, rng), [d]), device);
         let l_init = Tensor::from_data(TensorData::new(trunc_normal(d, 1.0, rng), [d]), device);
-        let puzzle_emb = (self.puzzle_emb_ndim > 0).then(|| {
-            Tensor::zeros(
-                [self.num_puzzle_identifiers, self.puzzle_emb_ndim],
-                device,
-            )
-        });
+        let puzzle_emb = (self.puzzle_emb_ndim > 0)
+            .then(|| Tensor::zeros([self.num_puzzle_identifiers, self.puzzle_emb_ndim], device));
         let rope = (self.pos_encodings == PosEncoding::Rope).then(|| {
             Rope::new(
                 self.total_seq_len(),
@@ -148,7 +144,10 @@ impl Trm {
         if let Some(pos) = &self.embed_pos {
             let w = pos.embedding_weight.val();
             let [s, _] = w.dims();
-            emb = emb.add(w.reshape([1, s, d])).mul_scalar(0.707106781);
+            // The official literal (not exactly 1/sqrt(2)).
+            #[allow(clippy::approx_constant)]
+            let scale = 0.707106781;
+            emb = emb.add(w.reshape([1, s, d])).mul_scalar(scale);
         }
         emb.mul_scalar((d as f64).sqrt())
     }
@@ -218,9 +217,7 @@ impl Trm {
         let cfg = &self.config;
         let [b, _, d] = z_h.dims();
         let p = cfg.puzzle_emb_len();
-        let logits = self
-            .lm_head
-            .forward(z_h.clone().narrow(1, p, cfg.seq_len));
+        let logits = self.lm_head.forward(z_h.clone().narrow(1, p, cfg.seq_len));
         let q = self
             .q_head
             .forward(z_h.clone().narrow(1, 0, 1).reshape([b, d]));

@@ -171,14 +171,8 @@ impl Trm {
             return Err(e);
         }
         let device = model.h_init.device();
-        model.h_init = Tensor::from_data(
-            lookup(dict, H_INIT_NAME, &model.h_init.dims())?,
-            &device,
-        );
-        model.l_init = Tensor::from_data(
-            lookup(dict, L_INIT_NAME, &model.l_init.dims())?,
-            &device,
-        );
+        model.h_init = Tensor::from_data(lookup(dict, H_INIT_NAME, &model.h_init.dims())?, &device);
+        model.l_init = Tensor::from_data(lookup(dict, L_INIT_NAME, &model.l_init.dims())?, &device);
         if let Some(pe) = &model.puzzle_emb {
             let dims = pe.dims();
             model.puzzle_emb = Some(Tensor::from_data(
@@ -275,7 +269,7 @@ impl SafetensorsFile {
                 DType::I64 => (Dtype::I64, t.as_bytes().to_vec()),
                 DType::Bool(_) => (
                     Dtype::BOOL,
-                    t.to_vec::<bool>()
+                    t.try_to_vec::<bool>()
                         .map_err(|e| anyhow::anyhow!("{e:?}"))?
                         .into_iter()
                         .map(u8::from)
@@ -287,7 +281,12 @@ impl SafetensorsFile {
         }
         let views = owned
             .iter()
-            .map(|(n, d, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b)?)))
+            .map(|(n, d, s, b)| {
+                Ok((
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b)?,
+                ))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
         safetensors::serialize_to_file(views, meta, path.as_ref())?;
@@ -314,4 +313,79 @@ fn le_vec<const N: usize, T>(raw: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
     raw.chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunk of N bytes")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TrmConfig;
+    use burn::tensor::Device;
+    use rand::SeedableRng;
+
+    #[allow(deprecated)]
+    fn cpu() -> Device {
+        Device::ndarray()
+    }
+
+    #[test]
+    fn state_dict_round_trips_through_safetensors() {
+        let dev = cpu();
+        let cfg = TrmConfig::new()
+            .with_hidden_size(16)
+            .with_puzzle_emb_ndim(16)
+            .with_puzzle_emb_len(2)
+            .with_num_heads(2)
+            .with_mlp_t(false)
+            .with_pos_encodings(crate::model::PosEncoding::Rope);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let a = cfg.init(&mut rng, &dev);
+        let file = SafetensorsFile {
+            tensors: a
+                .state_dict()
+                .into_iter()
+                .map(|(k, v)| (format!("{COMPILE_PREFIX}{k}"), v))
+                .collect(),
+            metadata: [("config".to_string(), cfg.to_official_json())].into(),
+        };
+        let path =
+            std::env::temp_dir().join(format!("trm-weights-{}.safetensors", std::process::id()));
+        file.write(&path).unwrap();
+        let back = SafetensorsFile::read(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let cfg2 = TrmConfig::from_official_json(back.meta("config").unwrap()).unwrap();
+        assert_eq!(cfg, cfg2);
+        let b = cfg2
+            .init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(2), &dev)
+            .load_state_dict(&back.tensors)
+            .unwrap();
+        let (sa, sb) = (a.state_dict(), b.state_dict());
+        assert_eq!(sa.len(), sb.len());
+        for ((na, da), (nb, db)) in sa.iter().zip(&sb) {
+            assert_eq!(na, nb);
+            assert_eq!(da, db, "{na}");
+        }
+        // Official init of the Q-head: weight 0, bias -5.
+        let bias = a.q_head.bias.as_ref().unwrap().val().into_data();
+        assert_eq!(bias.try_to_vec::<f32>().unwrap(), vec![-5.0, -5.0]);
+    }
+
+    #[test]
+    fn missing_or_misshaped_tensors_are_errors() {
+        let dev = cpu();
+        let cfg = TrmConfig::new()
+            .with_hidden_size(16)
+            .with_puzzle_emb_ndim(16);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let model = cfg.init(&mut rng, &dev);
+        let mut dict: HashMap<String, TensorData> = model.state_dict().into_iter().collect();
+        dict.remove("model.inner.lm_head.weight");
+        let err = model.clone().load_state_dict(&dict).unwrap_err();
+        assert!(err.to_string().contains("lm_head.weight"), "{err}");
+        dict.insert(
+            "model.inner.lm_head.weight".into(),
+            TensorData::new(vec![0f32; 3], [3]),
+        );
+        let err = model.load_state_dict(&dict).unwrap_err();
+        assert!(err.to_string().contains("shape"), "{err}");
+    }
 }

@@ -42,7 +42,12 @@ impl Augmentation {
         let transpose = rng.random::<f64>() < 0.5;
         let row_perm = Self::line_permutation(rng);
         let col_perm = Self::line_permutation(rng);
-        Augmentation { digit_map, transpose, row_perm, col_perm }
+        Augmentation {
+            digit_map,
+            transpose,
+            row_perm,
+            col_perm,
+        }
     }
 
     /// A permutation of 9 lines that keeps bands (groups of 3) together:
@@ -113,7 +118,11 @@ mod tests {
     #[test]
     fn transpose_moves_row_zero_to_column_zero() {
         let s = parse(SOLUTION).unwrap();
-        let t = Augmentation { transpose: true, ..Augmentation::IDENTITY }.apply(&s);
+        let t = Augmentation {
+            transpose: true,
+            ..Augmentation::IDENTITY
+        }
+        .apply(&s);
         for k in 0..9 {
             assert_eq!(t.cells()[k * 9], s.cells()[k]);
         }

@@ -5,7 +5,7 @@
 //!   `source,question,answer,rating`, then one puzzle per line; `question` and `answer` are
 //!   81-character strings (`.` or `0` for blanks), `rating` a non-negative integer.
 //! - **Plain list** (the files in `shared/data/sudoku/`): one puzzle per line, optionally
-//!   followed by `,solution`; no header. Lines starting with `#` are comments.
+//!   followed by `,solution`; no header. Empty lines are skipped.
 //!
 //! Reading is per line: a bad line yields a [`LineError`] naming the line and the rest of the
 //! file is still read, so a checker can report every bad line at once.
@@ -14,6 +14,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use trm_edge::sudoku::{Grid, check_answer, parse};
 
@@ -84,13 +85,64 @@ pub enum FileError {
 /// Streams the records of a file, detecting its format from the first line.
 pub struct Reader<R: Read> {
     format: Format,
-    records: csv::StringRecordsIntoIter<R>,
+    csv: csv::Reader<LineCounter<R>>,
+    record: csv::StringRecord,
+    lines: Arc<Mutex<NewlineIndex>>,
+}
+
+/// Byte offsets of the newlines read so far, to turn a record's byte offset into its
+/// physical line number (the `csv` crate's own line count skips empty lines).
+#[derive(Default)]
+struct NewlineIndex {
+    /// Offsets of newlines not yet passed by the records.
+    pending: std::collections::VecDeque<u64>,
+    /// Newlines already passed.
+    passed: u64,
+}
+
+impl NewlineIndex {
+    /// 1-based line of byte `offset`; offsets must not decrease between calls.
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.pending.front().is_some_and(|&nl| nl < offset) {
+            self.pending.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+/// A reader that records where the newlines are as the bytes go by.
+struct LineCounter<R> {
+    inner: R,
+    offset: u64,
+    lines: Arc<Mutex<NewlineIndex>>,
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut index) = self.lines.lock() {
+            let base = self.offset;
+            index.pending.extend(
+                buf[..n]
+                    .iter()
+                    .enumerate()
+                    .filter(|b| *b.1 == b'\n')
+                    .map(|(i, _)| base + i as u64),
+            );
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 impl Reader<File> {
     /// Opens `path`; the format is detected from its first line.
     pub fn open(path: &Path) -> Result<Reader<File>, FileError> {
-        let io_err = |source| FileError::Io { path: path.display().to_string(), source };
+        let io_err = |source| FileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let mut head = [0u8; 64];
         let n = read_up_to(&mut file, &mut head).map_err(io_err)?;
@@ -103,13 +155,31 @@ impl Reader<File> {
 impl<R: Read> Reader<R> {
     /// Reads `input` in the given format.
     pub fn new(input: R, format: Format) -> Reader<R> {
-        let records = csv::ReaderBuilder::new()
+        let lines = Arc::new(Mutex::new(NewlineIndex::default()));
+        let counter = LineCounter {
+            inner: input,
+            offset: 0,
+            lines: Arc::clone(&lines),
+        };
+        let csv = csv::ReaderBuilder::new()
             .has_headers(format == Format::Extreme)
             .flexible(true)
-            .comment((format == Format::Plain).then_some(b'#'))
-            .from_reader(input)
-            .into_records();
-        Reader { format, records }
+            .from_reader(counter);
+        Reader {
+            format,
+            csv,
+            record: csv::StringRecord::new(),
+            lines,
+        }
+    }
+
+    /// 1-based physical line of the record just read: the line holding its last byte.
+    /// (A record's start position can lie on skipped empty lines before it.)
+    fn current_line(&self) -> u64 {
+        let end = self.csv.position().byte();
+        self.lines
+            .lock()
+            .map_or(0, |mut index| index.line_of(end.saturating_sub(1)))
     }
 
     /// The format being read.
@@ -122,15 +192,19 @@ impl<R: Read> Iterator for Reader<R> {
     type Item = Result<Record, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let record = match self.records.next()? {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Some(Err(LineError { line, message: format!("unreadable CSV: {e}") }));
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        Some(parse_record(&record, line, self.format).map_err(|message| LineError { line, message }))
+        let read = self.csv.read_record(&mut self.record);
+        let line = self.current_line();
+        match read {
+            Ok(false) => None,
+            Ok(true) => Some(
+                parse_record(&self.record, line, self.format)
+                    .map_err(|message| LineError { line, message }),
+            ),
+            Err(e) => Some(Err(LineError {
+                line,
+                message: format!("unreadable CSV: {e}"),
+            })),
+        }
     }
 }
 
@@ -138,7 +212,11 @@ impl<R: Read> Iterator for Reader<R> {
 pub fn detect_format(head: &[u8]) -> Format {
     let header = EXTREME_HEADER.join(",");
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    if head.starts_with(header.as_bytes()) { Format::Extreme } else { Format::Plain }
+    if head.starts_with(header.as_bytes()) {
+        Format::Extreme
+    } else {
+        Format::Plain
+    }
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -157,17 +235,29 @@ fn parse_record(rec: &csv::StringRecord, line: u64, format: Format) -> Result<Re
     let (source, question, answer, rating) = match format {
         Format::Extreme => {
             if rec.len() != 4 {
-                return Err(format!("expected 4 fields (source,question,answer,rating), found {}", rec.len()));
+                return Err(format!(
+                    "expected 4 fields (source,question,answer,rating), found {}",
+                    rec.len()
+                ));
             }
             let rating = field(3)
                 .parse::<u32>()
                 .map_err(|_| format!("rating {:?} is not a non-negative integer", field(3)))?;
-            (Some(field(0).to_string()), field(1), Some(field(2)), Some(rating))
+            (
+                Some(field(0).to_string()),
+                field(1),
+                Some(field(2)),
+                Some(rating),
+            )
         }
         Format::Plain => match rec.len() {
             1 => (None, field(0), None, None),
             2 => (None, field(0), Some(field(1)), None),
-            n => return Err(format!("expected `puzzle` or `puzzle,solution`, found {n} fields")),
+            n => {
+                return Err(format!(
+                    "expected `puzzle` or `puzzle,solution`, found {n} fields"
+                ));
+            }
         },
     };
     let puzzle = parse_cells(question).map_err(|e| format!("puzzle: {e}"))?;
@@ -175,11 +265,18 @@ fn parse_record(rec: &csv::StringRecord, line: u64, format: Format) -> Result<Re
         None => None,
         Some(a) => {
             let s = parse_cells(a).map_err(|e| format!("solution: {e}"))?;
-            check_answer(&puzzle, &s).map_err(|e| format!("solution does not solve the puzzle: {e}"))?;
+            check_answer(&puzzle, &s)
+                .map_err(|e| format!("solution does not solve the puzzle: {e}"))?;
             Some(s)
         }
     };
-    Ok(Record { line, source, puzzle, solution, rating })
+    Ok(Record {
+        line,
+        source,
+        puzzle,
+        solution,
+        rating,
+    })
 }
 
 /// One 81-character field; stricter than [`parse`] about length so the message is exact.
@@ -199,15 +296,24 @@ pub struct ExtremeWriter<W: Write> {
 impl<W: Write> ExtremeWriter<W> {
     /// Starts a file on `out` and writes the header line.
     pub fn new(out: W) -> io::Result<ExtremeWriter<W>> {
-        let mut inner = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+        let mut inner = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(out);
         inner.write_record(EXTREME_HEADER)?;
         Ok(ExtremeWriter { inner })
     }
 
     /// Writes one line.
-    pub fn write(&mut self, source: &str, puzzle: &Grid, solution: &Grid, rating: u32) -> io::Result<()> {
+    pub fn write(
+        &mut self,
+        source: &str,
+        puzzle: &Grid,
+        solution: &Grid,
+        rating: u32,
+    ) -> io::Result<()> {
         let (q, a) = (puzzle.to_string(), solution.to_string());
-        self.inner.write_record([source, &q, &a, &rating.to_string()])?;
+        self.inner
+            .write_record([source, &q, &a, &rating.to_string()])?;
         Ok(())
     }
 
@@ -221,8 +327,10 @@ impl<W: Write> ExtremeWriter<W> {
 mod tests {
     use super::*;
 
-    const P: &str = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-    const S: &str = "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+    const P: &str =
+        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    const S: &str =
+        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
 
     fn read(text: &str) -> (Format, Vec<Result<Record, LineError>>) {
         let format = detect_format(text.as_bytes());
@@ -231,10 +339,10 @@ mod tests {
 
     #[test]
     fn reads_plain_lists_with_and_without_solutions() {
-        let (format, recs) = read(&format!("{P}\n# a comment\n{P},{S}\n"));
+        let (format, recs) = read(&format!("{P}\n\n{P},{S}\r\n\n\n{P}"));
         assert_eq!(format, Format::Plain);
         let recs: Vec<Record> = recs.into_iter().map(Result::unwrap).collect();
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 3, 6]);
         assert_eq!((recs[0].line, recs[0].solution), (1, None));
         assert_eq!(recs[1].line, 3);
         assert_eq!(recs[1].solution.unwrap().to_string(), S);
@@ -246,11 +354,17 @@ mod tests {
         let mut w = ExtremeWriter::new(Vec::new()).unwrap();
         w.write("test", &p, &s, 3).unwrap();
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
-        assert_eq!(text, format!("source,question,answer,rating\ntest,{P},{S},3\n"));
+        assert_eq!(
+            text,
+            format!("source,question,answer,rating\ntest,{P},{S},3\n")
+        );
         let (format, recs) = read(&text);
         assert_eq!(format, Format::Extreme);
         let r = recs[0].clone().unwrap();
-        assert_eq!((r.line, r.puzzle, r.solution, r.rating), (2, p, Some(s), Some(3)));
+        assert_eq!(
+            (r.line, r.puzzle, r.solution, r.rating),
+            (2, p, Some(s), Some(3))
+        );
         assert_eq!(r.source.as_deref(), Some("test"));
     }
 
@@ -259,13 +373,26 @@ mod tests {
         let short = &P[..80];
         let letter = P.replacen('.', "x", 1);
         let wrong = S.replacen('5', "6", 1);
-        let (_, recs) = read(&format!("{P}\n{short}\n{letter}\n{P},{wrong}\n{P},{S},9\n{P}\n"));
-        let errs: Vec<(u64, String)> =
-            recs.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.line, e.message.clone())).collect();
+        let (_, recs) = read(&format!(
+            "{P}\n{short}\n{letter}\n{P},{wrong}\n{P},{S},9\n{P}\n"
+        ));
+        let errs: Vec<(u64, String)> = recs
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| (e.line, e.message.clone()))
+            .collect();
         assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4, 5]);
-        assert!(errs[0].1.contains("expected 81 characters, found 80"), "{}", errs[0].1);
+        assert!(
+            errs[0].1.contains("expected 81 characters, found 80"),
+            "{}",
+            errs[0].1
+        );
         assert!(errs[1].1.contains("'x' at position 3"), "{}", errs[1].1);
-        assert!(errs[2].1.contains("changes the given 5 to 6"), "{}", errs[2].1);
+        assert!(
+            errs[2].1.contains("changes the given 5 to 6"),
+            "{}",
+            errs[2].1
+        );
         assert!(errs[3].1.contains("found 3 fields"), "{}", errs[3].1);
         assert_eq!(recs.iter().filter(|r| r.is_ok()).count(), 2);
     }
@@ -274,7 +401,19 @@ mod tests {
     fn checks_extreme_fields() {
         let text = format!("source,question,answer,rating\na,{P},{S}\nb,{P},{S},-1\n");
         let (_, recs) = read(&text);
-        assert!(recs[0].as_ref().unwrap_err().message.contains("expected 4 fields"));
-        assert!(recs[1].as_ref().unwrap_err().message.contains("not a non-negative integer"));
+        assert!(
+            recs[0]
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("expected 4 fields")
+        );
+        assert!(
+            recs[1]
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("not a non-negative integer")
+        );
     }
 }
