@@ -67,7 +67,11 @@ impl PuzzleStats {
             r[r.len() - 1]
         );
         let mut buckets: Vec<(String, usize)> = Vec::new();
-        let mut lo = 0u32;
+        // Power-of-two buckets 0, 1, 2-3, 4-7, ... from the one holding the minimum.
+        let mut lo = match r[0] {
+            0 => 0,
+            m => 1 << m.ilog2(),
+        };
         while lo <= r[r.len() - 1] {
             let hi = if lo == 0 { 0 } else { lo * 2 - 1 };
             let c = r.iter().filter(|&&x| x >= lo && x <= hi).count();
