@@ -9,7 +9,8 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
-use trm_train::sudoku::solver::{parse_line, solve};
+use trm_edge::sudoku::parse;
+use trm_train::sudoku::solver::solve;
 
 /// Directory holding the puzzle files.
 fn data_dir() -> PathBuf {
@@ -28,7 +29,11 @@ fn data_dir() -> PathBuf {
 fn load(name: &str) -> Option<Vec<[u8; 81]>> {
     let path = data_dir().join(name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text.lines().filter_map(parse_line).collect()),
+        Ok(text) => Some(
+            text.lines()
+                .filter_map(|l| parse(l.get(..81)?).ok().map(|g| *g.cells()))
+                .collect(),
+        ),
         Err(e) => {
             eprintln!(
                 "skipping {name}: cannot read {} ({e}); set TRM_DATA to the sudoku data directory",

@@ -53,7 +53,7 @@ impl Batch {
         )
     }
 
-    /// Rows of `self` where `take_new[b]`, else rows of `current` (official
+    /// Rows of `new` where `take_new[b]`, else rows of `current` (official
     /// `torch.where(halted, batch, current_data)`).
     pub fn merge(current: &Batch, new: &Batch, take_new: &[bool]) -> Batch {
         let l = new.seq_len();
@@ -226,5 +226,103 @@ impl Trm {
                 puzzle_emb_local: local,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TrmConfig;
+    use burn::module::Param;
+    use rand::SeedableRng;
+
+    fn setup(exploration: f64, q_bias: f32) -> (Trm, Batch, rand_chacha::ChaCha8Rng) {
+        #[allow(deprecated)]
+        let dev = Device::ndarray().autodiff();
+        let cfg = TrmConfig::new()
+            .with_hidden_size(16)
+            .with_puzzle_emb_ndim(16)
+            .with_puzzle_emb_len(1)
+            .with_seq_len(4)
+            .with_h_cycles(2)
+            .with_l_cycles(1)
+            .with_halt_max_steps(3)
+            .with_halt_exploration_prob(exploration);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut model = cfg.init(&mut rng, &dev);
+        model.q_head.bias = Some(Param::from_tensor(Tensor::full([2], q_bias, &dev)));
+        let batch = Batch {
+            inputs: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            labels: vec![2, 3, 4, 5, 6, 7, 8, 9],
+            puzzle_identifiers: vec![0, 0],
+        };
+        (model, batch, rng)
+    }
+
+    #[test]
+    fn eval_runs_exactly_halt_max_steps_without_a_graph() {
+        let (model, batch, mut rng) = setup(0.0, 5.0);
+        let mut carry = model.fresh_carry(&batch);
+        for step in 1..=3u32 {
+            let (c, out) = model.act_step(carry, &batch, Mode::Eval, &mut rng);
+            assert!(!out.logits.is_tracked() && !out.logits.is_autodiff());
+            assert!(out.puzzle_emb_local.is_none());
+            assert_eq!(c.steps, vec![step; 2]);
+            assert_eq!(
+                c.halted,
+                vec![step == 3; 2],
+                "q_halt > 0 is ignored in eval"
+            );
+            carry = c;
+        }
+        // The next call resets every row (steps restart at 1).
+        let (c, _) = model.act_step(carry, &batch, Mode::Eval, &mut rng);
+        assert_eq!(c.steps, vec![1; 2]);
+    }
+
+    #[test]
+    fn train_halts_on_positive_q_and_exploration_delays_it() {
+        let (model, batch, mut rng) = setup(0.0, 5.0);
+        let carry = model.fresh_carry(&batch);
+        let (c, out) = model.act_step(carry, &batch, Mode::Train, &mut rng);
+        assert!(out.logits.is_tracked());
+        assert!(out.puzzle_emb_local.is_some());
+        assert_eq!(c.halted, vec![true; 2]);
+
+        let (model, batch, mut rng) = setup(0.0, -5.0);
+        let (c, _) = model.act_step(model.fresh_carry(&batch), &batch, Mode::Train, &mut rng);
+        assert_eq!(c.halted, vec![false; 2]);
+
+        // Exploration with probability 1: at least 2 steps before halting.
+        let (model, batch, mut rng) = setup(1.0, 5.0);
+        let (c, _) = model.act_step(model.fresh_carry(&batch), &batch, Mode::Train, &mut rng);
+        assert_eq!(c.halted, vec![false; 2]);
+    }
+
+    #[test]
+    fn halted_rows_are_reset_and_refilled() {
+        let (model, batch, mut rng) = setup(0.0, -5.0);
+        let (mut c, _) = model.act_step(model.fresh_carry(&batch), &batch, Mode::Train, &mut rng);
+        c.halted = vec![true, false];
+        let new = Batch {
+            inputs: vec![9, 9, 9, 9, 8, 8, 8, 8],
+            labels: vec![10; 8],
+            puzzle_identifiers: vec![0, 0],
+        };
+        let reset = model.reset_carry(&c.halted, c.inner.clone());
+        let init = model.initial_carry(2);
+        let row = |t: &Tensor<3>, r: usize| {
+            t.clone()
+                .narrow(0, r, 1)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        assert_eq!(row(&reset.z_h, 0), row(&init.z_h, 0));
+        assert_eq!(row(&reset.z_l, 0), row(&init.z_l, 0));
+        assert_eq!(row(&reset.z_h, 1), row(&c.inner.z_h, 1));
+        let (c2, _) = model.act_step(c, &new, Mode::Train, &mut rng);
+        assert_eq!(c2.steps, vec![1, 2]);
+        assert_eq!(c2.current.inputs, vec![9, 9, 9, 9, 5, 6, 7, 8]);
     }
 }

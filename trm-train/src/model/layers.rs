@@ -2,7 +2,7 @@
 //! bias-free linear layers, SwiGLU, scale-free RMSNorm, RoPE attention and the post-norm block.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
@@ -104,6 +104,20 @@ pub fn linear_t<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
 pub fn rms_norm<const D: usize>(x: Tensor<D>, eps: f64) -> Tensor<D> {
     let var = x.clone().square().mean_dim(D - 1);
     x.div(var.add_scalar(eps).sqrt())
+}
+
+/// SiLU as PyTorch computes it, `x / (1 + exp(−x))`.
+///
+/// burn's `activation::silu` goes through `exp(−log(1 + exp(−x)))` (three transcendental passes,
+/// and slightly different rounding); this form is ~2× faster on ndarray. The exponent is clamped
+/// at 80 so that the backward pass stays finite for very negative inputs (the value there is
+/// below 1e−33 either way).
+///
+/// # Shapes
+/// - `x`: any → same
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let denom = x.clone().neg().clamp_max(80.0).exp().add_scalar(1.0);
+    x.div(denom)
 }
 
 /// Official `CastedLinear`: `y = x W^T (+ b)`, weights `[out, in]`, truncated LeCun init.
