@@ -36,8 +36,10 @@ pub struct GenerateArgs {
     /// Seed; the output depends only on the arguments, not on the number of threads.
     #[arg(long)]
     pub seed: u64,
-    /// Range of givens, inclusive: `A..B` (or `A..=B`, or one number).
-    #[arg(long, default_value = "17..81", value_parser = parse_range)]
+    /// Range of givens, inclusive: `A..B` (or `A..=B`, or one number). Each puzzle aims at a
+    /// count drawn uniformly from the range and stops earlier only when no clue can be removed
+    /// without losing uniqueness; the default gives ordinary puzzles of about 22–30 givens.
+    #[arg(long, default_value = "17..30", value_parser = parse_range)]
     pub clues: RangeInclusive<usize>,
     /// Minimum rating (solver guesses to prove uniqueness).
     #[arg(long, default_value_t = 0)]
