@@ -124,6 +124,16 @@ fn generate_is_byte_identical_and_checks() {
 }
 
 #[test]
+fn check_rejects_an_empty_file() {
+    let file = scratch("empty").join("empty.txt");
+    std::fs::write(&file, "\n").unwrap();
+    let out = trm_train(&["data", "check", file.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("holds no puzzle"), "{stderr}");
+}
+
+#[test]
 fn check_reports_a_missing_file() {
     let out = trm_train(&["data", "check", "/nonexistent/puzzles.txt"]);
     let (_, stderr) = text(&out);

@@ -441,7 +441,12 @@ fn check_eval_step(
     let steps: Vec<f64> = carry.steps.iter().map(|&h| h as f64).collect();
     c.equal(&l("halted"), &halted, &fx.f64s(&format!("{p}halted")));
     c.equal(&l("steps"), &steps, &fx.f64s(&format!("{p}steps")));
-    let loss = act_loss(out.logits.clone(), out.q_halt.clone(), carry);
+    // The loss needs f64, which not every device has: compute it on the CPU.
+    let loss = act_loss(
+        out.logits.clone().to_device(&cpu()),
+        out.q_halt.clone().to_device(&cpu()),
+        carry,
+    );
     let preds: Vec<f64> = loss.preds.iter().map(|&x| x as f64).collect();
     let want_preds = fx.f64s(&format!("{p}preds"));
     let mismatched = preds
@@ -465,7 +470,26 @@ fn check_eval_step(
 
 #[test]
 fn parity_eval_forward_chained_and_teacher_forced() {
-    let dev = cpu();
+    eval_forward_parity(&cpu());
+}
+
+/// The same eval-forward parity on burn-wgpu: built with `--features wgpu`, run with
+/// `TRM_TEST_WGPU=1` (lavapipe, software Vulkan, works on CPU-only machines; see
+/// `shared/EMBEDDED.md`). The loss is still computed on the CPU (it needs f64).
+#[cfg(feature = "wgpu")]
+#[test]
+fn parity_eval_forward_wgpu() {
+    if std::env::var("TRM_TEST_WGPU").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: set TRM_TEST_WGPU=1 to run the forward parity on burn-wgpu");
+        return;
+    }
+    eval_forward_parity(&Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+}
+
+/// Eval mode on `dev`: chained steps while the recursion is not chaotic, then every step
+/// teacher-forced from the recorded carry (fixture README §8).
+fn eval_forward_parity(dev: &Device) {
+    let dev = dev.clone();
     for path in fixtures() {
         let fx = Fixture::load(&path);
         println!("== {}", fx.name);

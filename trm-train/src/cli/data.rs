@@ -239,6 +239,9 @@ fn run_check(path: &Path) -> Result<ExitCode> {
         total as f64 / secs.max(1e-9),
         rayon::current_num_threads()
     );
+    if total == 0 {
+        bail!("{}: the file holds no puzzle", path.display());
+    }
     if problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -250,9 +253,6 @@ fn run_check(path: &Path) -> Result<ExitCode> {
         eprintln!("... and {} more", problems.len() - SHOWN);
     }
     eprintln!("{}: {} bad line(s)", path.display(), problems.len());
-    if total == 0 {
-        bail!("{}: no puzzle could be read", path.display());
-    }
     Ok(ExitCode::FAILURE)
 }
 
