@@ -3,6 +3,7 @@
 //! - [`sudoku`]: exact solver, puzzle generator, augmentation and file formats;
 //! - [`dataset`]: the tokenised N × K augmented training set, split by base puzzle;
 //! - [`model`]: TRM in burn (config, layers, ACT wrapper, loss, optimisers, weights);
+//! - [`train`]: the training loop, its configuration, checkpoints and metrics;
 //! - [`cli`]: the `trm-train` command line.
 
 #![deny(missing_docs)]
@@ -14,3 +15,4 @@ pub mod paths;
 pub mod progress;
 pub mod stats;
 pub mod sudoku;
+pub mod train;

@@ -11,21 +11,33 @@ pub fn sudoku_data_dir() -> PathBuf {
     }
 }
 
-/// For tests: the data folder if present. When it is missing, a test run with `CI=true`
-/// fails (a required input is absent); elsewhere it prints why and returns `None` so the
-/// caller can skip.
+/// The folder of golden parity fixtures: `$TRM_FIXTURES`, else
+/// `../shared/fixtures/reference` beside the workspace root.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("TRM_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/reference"),
+    }
+}
+
+/// For tests: the data folder if present, else [`missing_input`].
 pub fn require_sudoku_data() -> Option<PathBuf> {
     let dir = sudoku_data_dir();
     if dir.is_dir() {
         return Some(dir);
     }
-    let msg = format!(
+    missing_input(&format!(
         "Sudoku evaluation sets not found at {} (set TRM_DATA)",
         dir.display()
-    );
+    ));
+    None
+}
+
+/// For tests whose input is absent: under `CI=true` a failure (a required input is missing),
+/// elsewhere a message on stderr, after which the caller skips.
+pub fn missing_input(msg: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }
-    eprintln!("skipping: {msg}");
-    None
+    eprintln!("SKIPPED: {msg}");
 }

@@ -3,13 +3,16 @@
 //! ```text
 //! trm-train data generate --count N --seed S [--clues A..B] [--min-rating R] --out FILE.csv
 //! trm-train data check FILE
+//! trm-train train [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
+//! trm-train            # the default run: `train` with configs/cpu-default.toml
 //! ```
 
 mod data;
+mod train;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 /// Train Tiny Recursive Models on Sudoku; generate and check Sudoku data.
 #[derive(Debug, Parser)]
@@ -29,6 +32,8 @@ pub enum Command {
     /// Generate and check Sudoku data files.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train a TRM (default config: configs/cpu-default.toml; `trm-train` alone runs it).
+    Train(train::TrainArgs),
 }
 
 /// Parses the process arguments and runs the command; the exit code is the process's.
@@ -44,16 +49,8 @@ pub fn run() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Data(cmd)) => data::run(cmd),
-        None => {
-            println!(
-                "trm-train: Tiny Recursive Models for Sudoku.\n\n\
-                 Training is not wired into this binary yet; today it generates and checks data:\n  \
-                 trm-train data generate --count 1000 --seed 1 --clues 30..40 --out easy.csv\n  \
-                 trm-train data check easy.csv\n"
-            );
-            let _ = Cli::command().print_long_help();
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Train(args)) => train::run(args, cli.threads.is_some()),
+        None => train::run(train::TrainArgs::default(), cli.threads.is_some()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

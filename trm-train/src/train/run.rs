@@ -1,0 +1,327 @@
+//! The training loop, with the official semantics (`pretrain.py` + the ACT wrapper):
+//!
+//! - one ACT call per optimiser step on a streaming batch: rows that halted after the previous
+//!   call take the rows of the next batch from the sampler and restart from `(H_init, L_init)`,
+//!   the others keep their carry (deep supervision across calls, up to N_sup steps);
+//! - loss = stable-max CE + 0.5 · Q-halt BCE, divided by the global batch; gradients flow
+//!   through the last recursion process only (inside the model);
+//! - AdamATan2 on the weights, sign-SGD on the puzzle embedding, warm-up + cosine/constant
+//!   learning rate, EMA of the weights after every step;
+//! - periodic evaluation of the EMA weights on held-out puzzles with N_sup steps each.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::checkpoint::{CHECKPOINT_FILE, TrainState};
+use super::config::TrainConfig;
+use super::data::{Sampler, load_dataset, rows};
+use super::metrics::{
+    EvalMetrics, IntervalSums, MetricsLine, MetricsLog, StopReason, Summary, TrainMetrics,
+};
+use super::report::Reporter;
+use crate::dataset::Split;
+use crate::model::{
+    AdamAtan2Config, GradSource, LrSchedule, Mode, SafetensorsFile, SignSgdConfig, Trm, act_loss,
+    sign_sgd_step,
+};
+
+/// File name of the resolved configuration inside a run directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The resolved configuration (for a resumed run: the saved one with any overrides).
+    pub config: TrainConfig,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Continue from the checkpoint in `run_dir` instead of starting afresh.
+    pub resume: bool,
+}
+
+/// The CPU device with autodiff (burn-ndarray).
+#[allow(deprecated)]
+pub fn train_device() -> Device {
+    Device::ndarray().autodiff()
+}
+
+fn adam_config(c: &TrainConfig) -> AdamAtan2Config {
+    AdamAtan2Config::new()
+        .with_weight_decay(c.train.weight_decay)
+        .with_beta1(c.train.beta1)
+        .with_beta2(c.train.beta2)
+}
+
+/// Reads the checkpoint of `run_dir` for the model of `config`.
+pub fn load_state(run_dir: &Path, config: &TrainConfig, device: &Device) -> Result<TrainState> {
+    let path = run_dir.join(CHECKPOINT_FILE);
+    let file = SafetensorsFile::read(&path)?;
+    TrainState::from_file(
+        &file,
+        &config.trm()?,
+        adam_config(config),
+        config.seed,
+        device,
+    )
+    .with_context(|| format!("restoring {}", path.display()))
+}
+
+/// Trains (or continues) a run and returns its summary. Errors (including a non-finite loss)
+/// leave the last good checkpoint in place.
+pub fn train(opts: &RunOptions) -> Result<Summary> {
+    let start = Instant::now();
+    let cfg = &opts.config;
+    cfg.validate()?;
+    let dir = &opts.run_dir;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let device = train_device();
+    let trm = cfg.trm()?;
+
+    let mut state = if opts.resume {
+        load_state(dir, cfg, &device)?
+    } else {
+        if dir.join(CHECKPOINT_FILE).exists() {
+            bail!(
+                "{} already holds a run; continue it with --resume {0} or choose another --out",
+                dir.display()
+            );
+        }
+        TrainState::fresh(
+            &trm,
+            adam_config(cfg),
+            cfg.train.ema_rate,
+            cfg.seed,
+            &device,
+        )
+    };
+    let config_toml = cfg.to_toml();
+    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
+    fs::write(&tmp, &config_toml)?;
+    fs::rename(&tmp, dir.join(CONFIG_FILE))?;
+    let log = MetricsLog::open(dir, opts.resume.then_some(state.step))?;
+
+    let total = cfg.train.steps;
+    let reporter = Reporter::new(state.step, total);
+    reporter.line(&format!(
+        "run {}: {} TRM ({} parameters), hidden {}, T={} n={} N_sup={}, batch {}, {} steps{}; {} threads",
+        dir.display(),
+        if trm.mlp_t { "MLP" } else { "attention" },
+        parameter_count(&state.model),
+        trm.hidden_size,
+        trm.h_cycles,
+        trm.l_cycles,
+        trm.halt_max_steps,
+        cfg.train.global_batch_size,
+        total,
+        if opts.resume {
+            format!(", resuming at step {}", state.step)
+        } else {
+            String::new()
+        },
+        rayon::current_num_threads()
+    ));
+    let data = load_dataset(&cfg.data, &mut |s: &str| reporter.line(s))?;
+    let eval_n = match cfg.train.eval_size {
+        0 => data.test.len(),
+        n => n.min(data.test.len()),
+    };
+
+    let schedule = LrSchedule::new(cfg.train.lr, total)
+        .with_warmup_steps(cfg.train.warmup_steps)
+        .with_min_ratio(cfg.train.lr_min_ratio);
+    let sgd = SignSgdConfig::new().with_weight_decay(cfg.train.puzzle_emb_weight_decay);
+    let batch_size = cfg.train.global_batch_size;
+    let mut sampler = Sampler::new(&data.train, cfg.seed, state.data);
+    let budget_s = cfg.max_minutes * 60.0;
+    let first_step = state.step;
+    let mut sums = IntervalSums::default();
+    let mut train_seconds = 0.0;
+    let mut last_eval: Option<EvalMetrics> = None;
+    let mut last_train: Option<TrainMetrics> = None;
+    let mut saved_step = opts.resume.then_some(state.step);
+    let mut stopped = StopReason::Finished;
+
+    while state.step < total {
+        if budget_s > 0.0 && start.elapsed().as_secs_f64() >= budget_s {
+            stopped = StopReason::TimeBudget;
+            break;
+        }
+        let t0 = Instant::now();
+        let step = state.step + 1;
+        let lr = schedule.lr(step);
+        let batch = sampler.next_batch(batch_size);
+        let carry = state
+            .carry
+            .take()
+            .unwrap_or_else(|| state.model.fresh_carry(&batch));
+        let (carry, out) = state
+            .model
+            .act_step(carry, &batch, Mode::Train, &mut state.rng);
+        let loss = act_loss(out.logits, out.q_halt, &carry);
+        let m = loss.metrics;
+        if !(m.lm_loss.is_finite() && m.q_halt_loss.is_finite()) {
+            reporter.finish();
+            let kept = kept_message(saved_step, dir);
+            bail!(
+                "the loss is not finite at step {step} (lm_loss {}, q_halt_loss {}): training \
+                 diverged and stopped; {kept}. Try a lower train.lr or a longer train.warmup_steps.",
+                m.lm_loss,
+                m.q_halt_loss
+            );
+        }
+        let grads = loss.loss.div_scalar(batch_size as f64).backward();
+        let local_grad = out.puzzle_emb_local.as_ref().and_then(|l| l.grad(&grads));
+        let puzzle_emb = state.model.puzzle_emb.clone();
+        let model = state
+            .opt
+            .step(lr, state.model.clone(), GradSource::Autodiff(&grads));
+        state.model = match (puzzle_emb, local_grad) {
+            (Some(pe), Some(g)) => {
+                let pe_lr = lr * cfg.train.puzzle_emb_lr / cfg.train.lr;
+                let ids = &carry.current.puzzle_identifiers;
+                model.with_puzzle_emb(sign_sgd_step(pe, g, ids, pe_lr, &sgd))
+            }
+            _ => model,
+        };
+        if let Some(ema) = &mut state.ema {
+            ema.update(&state.model);
+        }
+        state.carry = Some(carry);
+        state.step = step;
+        state.data = sampler.pos;
+        let dt = t0.elapsed().as_secs_f64();
+        train_seconds += dt;
+        sums.add(&m, batch_size, dt);
+        reporter.step(step);
+
+        let last = step == total;
+        let log_due = step % cfg.train.log_every == 0 || last;
+        let eval_due = (cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || last;
+        if log_due || eval_due {
+            let train = (sums.steps > 0).then(|| sums.averages());
+            let eval = eval_due.then(|| evaluate(&state.eval_model(), &data.test, eval_n, cfg));
+            if let Some(t) = &train {
+                let eta = (total - step) as f64 * sums.seconds / sums.steps as f64;
+                reporter.interval(step, lr, t, eta);
+                last_train = Some(*t);
+            }
+            if let Some(e) = &eval {
+                reporter.eval(step, e);
+                last_eval = Some(*e);
+            }
+            log.append(&MetricsLine {
+                step,
+                lr,
+                elapsed_s: start.elapsed().as_secs_f64(),
+                train,
+                eval,
+            })?;
+            sums = IntervalSums::default();
+        }
+        let ckpt_due = cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0;
+        if ckpt_due || last {
+            save(&state, dir, &config_toml, saved_step)?;
+            saved_step = Some(step);
+        }
+    }
+
+    if state.step > first_step && saved_step != Some(state.step) {
+        // Stopped by the time budget between checkpoints: evaluate and save where it is.
+        let e = evaluate(&state.eval_model(), &data.test, eval_n, cfg);
+        reporter.eval(state.step, &e);
+        log.append(&MetricsLine {
+            step: state.step,
+            lr: schedule.lr(state.step),
+            elapsed_s: start.elapsed().as_secs_f64(),
+            train: (sums.steps > 0).then(|| sums.averages()),
+            eval: Some(e),
+        })?;
+        last_eval = Some(e);
+        save(&state, dir, &config_toml, saved_step)?;
+    }
+    reporter.finish();
+    let steps_this_run = state.step - first_step;
+    Ok(Summary {
+        run_dir: dir.clone(),
+        step: state.step,
+        total_steps: total,
+        steps_this_run,
+        stopped,
+        seconds: start.elapsed().as_secs_f64(),
+        steps_per_s: steps_this_run as f64 / train_seconds.max(1e-9),
+        eval: last_eval,
+        last_train,
+    })
+}
+
+/// Writes the checkpoint unless the weights went non-finite (then the previous one, from
+/// step `saved`, stays).
+fn save(state: &TrainState, dir: &Path, config_toml: &str, saved: Option<u64>) -> Result<()> {
+    if !state.weights_are_finite() {
+        bail!(
+            "the weights are not finite at step {}: training diverged and stopped; {}",
+            state.step,
+            kept_message(saved, dir)
+        );
+    }
+    state.save(dir, config_toml)
+}
+
+fn kept_message(saved: Option<u64>, dir: &Path) -> String {
+    match saved {
+        Some(s) => format!(
+            "the last good checkpoint (step {s}) is kept in {}",
+            dir.display()
+        ),
+        None => "no checkpoint was written yet".into(),
+    }
+}
+
+/// Number of trainable parameters.
+pub fn parameter_count(model: &Trm) -> usize {
+    model
+        .state_dict()
+        .iter()
+        .filter(|(n, _)| !n.ends_with("_init") && !n.contains("puzzle_emb"))
+        .map(|(_, d)| d.num_elements())
+        .sum()
+}
+
+/// Evaluates `model` on the first `n` examples of `split`, running N_sup steps on each
+/// (official evaluation: no early halting), in batches of `train.eval_batch_size`.
+pub fn evaluate(model: &Trm, split: &Split, n: usize, cfg: &TrainConfig) -> EvalMetrics {
+    let start = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (mut exact, mut cells, mut q_ok, mut count) = (0i64, 0f64, 0i64, 0usize);
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(cfg.train.eval_batch_size) {
+        let batch = rows(split, chunk);
+        let mut carry = model.fresh_carry(&batch);
+        let mut last = None;
+        for _ in 0..model.config.halt_max_steps {
+            let (c, out) = model.act_step(carry, &batch, Mode::Eval, &mut rng);
+            carry = c;
+            last = Some(out);
+        }
+        let Some(out) = last else { break };
+        let m = act_loss(out.logits, out.q_halt, &carry).metrics;
+        exact += m.exact_accuracy;
+        cells += m.accuracy as f64;
+        q_ok += m.q_halt_accuracy;
+        count += m.count as usize;
+    }
+    let div = count.max(1) as f64;
+    EvalMetrics {
+        puzzles: count,
+        exact_accuracy: exact as f64 / div,
+        cell_accuracy: cells / div,
+        q_halt_accuracy: q_ok as f64 / div,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,202 @@
+//! End-to-end tests of the training loop on a tiny model: the run directory, exact resume,
+//! checkpoint round trip, divergence handling and the `train` command line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use trm_train::model::SafetensorsFile;
+use trm_train::train::checkpoint::{CHECKPOINT_FILE, WEIGHTS_FILE};
+use trm_train::train::metrics::{METRICS_FILE, MetricsLog, StopReason};
+use trm_train::train::run::{CONFIG_FILE, load_state, train_device};
+use trm_train::train::{RunOptions, TrainConfig, train};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Hidden 16, T = 2, n = 2, N_sup = 3, batch 8, 24 + 8 generated puzzles.
+fn tiny(cache: &Path, steps: u64) -> TrainConfig {
+    let sets: Vec<String> = [
+        "name=tiny",
+        "model.hidden_size=16",
+        "model.puzzle_emb_ndim=16",
+        "model.puzzle_emb_len=1",
+        "model.h_cycles=2",
+        "model.l_cycles=2",
+        "model.halt_max_steps=3",
+        "data.puzzles=24",
+        "data.eval_puzzles=8",
+        "data.augmentations=2",
+        "train.global_batch_size=8",
+        "train.lr=1e-3",
+        "train.warmup_steps=2",
+        "train.log_every=2",
+        "train.eval_every=3",
+        "train.eval_size=8",
+        "train.eval_batch_size=8",
+        "train.checkpoint_every=3",
+        "max_minutes=0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("train.steps={steps}"),
+        format!("data.cache_dir=\"{}\"", cache.display()),
+    ])
+    .collect();
+    TrainConfig::from_toml(trm_train::train::config::CPU_DEFAULT_TOML)
+        .unwrap()
+        .with_overrides(&sets)
+        .unwrap()
+}
+
+fn run(config: TrainConfig, dir: &Path, resume: bool) -> trm_train::train::Summary {
+    train(&RunOptions {
+        config,
+        run_dir: dir.to_path_buf(),
+        resume,
+    })
+    .unwrap()
+}
+
+fn tensors(path: &Path) -> (HashMap<String, Vec<u8>>, HashMap<String, String>) {
+    let f = SafetensorsFile::read(path).unwrap();
+    let t = f
+        .tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
+    (t, f.metadata)
+}
+
+#[test]
+fn train_writes_the_run_dir_and_resume_continues_exactly() {
+    let root = scratch("train_resume");
+    let cache = root.join("cache");
+
+    // Straight: 6 steps.
+    let straight = root.join("straight");
+    let s = run(tiny(&cache, 6), &straight, false);
+    assert_eq!((s.step, s.stopped), (6, StopReason::Finished));
+    let e = s.eval.expect("evaluated at the end");
+    assert_eq!(e.puzzles, 8);
+    assert!((0.0..=1.0).contains(&e.cell_accuracy));
+    for f in [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, WEIGHTS_FILE] {
+        assert!(straight.join(f).is_file(), "{f} missing");
+    }
+    let saved = TrainConfig::read(&straight.join(CONFIG_FILE)).unwrap();
+    assert_eq!(saved, tiny(&cache, 6));
+    let lines = MetricsLog::read(&straight.join(METRICS_FILE)).unwrap();
+    let steps: Vec<u64> = lines.iter().map(|l| l.step).collect();
+    assert_eq!(steps, vec![2, 3, 4, 6]);
+    assert!(lines[1].eval.is_some() && lines[3].eval.is_some());
+    let t = lines[0].train.expect("train metrics");
+    assert!(t.loss.is_finite() && t.samples_per_s > 0.0);
+    // N_sup = 3: rows halt at step 3 at the latest, so steps 5-6 see halted rows.
+    let t = lines[3].train.expect("train metrics");
+    assert!(t.halted > 0 && (1.0..=3.0).contains(&t.mean_steps), "{t:?}");
+    // The generated set is cached and reused.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+
+    // Interrupted after 3 steps, then resumed to 6.
+    let resumed = root.join("resumed");
+    let s = run(tiny(&cache, 3), &resumed, false);
+    assert_eq!(s.step, 3);
+    let config = TrainConfig::read(&resumed.join(CONFIG_FILE))
+        .unwrap()
+        .with_overrides(&["train.steps=6".into()])
+        .unwrap();
+    let s = run(config, &resumed, true);
+    assert_eq!((s.step, s.steps_this_run), (6, 3));
+
+    let (a, ma) = tensors(&straight.join(CHECKPOINT_FILE));
+    let (b, mb) = tensors(&resumed.join(CHECKPOINT_FILE));
+    assert_eq!(a.len(), b.len());
+    for (name, bytes) in &a {
+        assert!(b[name] == *bytes, "{name} differs after resume");
+    }
+    for k in [
+        "step",
+        "adam_t",
+        "data_epoch",
+        "data_cursor",
+        "rng_word_pos",
+    ] {
+        assert_eq!(ma[k], mb[k], "{k}");
+    }
+    let lr = MetricsLog::read(&resumed.join(METRICS_FILE)).unwrap();
+    assert_eq!(lr.iter().map(|l| l.step).collect::<Vec<_>>(), steps);
+    let loss = |l: &[trm_train::train::metrics::MetricsLine]| l[3].train.unwrap().loss;
+    assert_eq!(loss(&lines), loss(&lr));
+}
+
+#[test]
+fn checkpoints_round_trip() {
+    let root = scratch("train_roundtrip");
+    let dir = root.join("run");
+    let config = tiny(&root.join("cache"), 2);
+    run(config.clone(), &dir, false);
+    let file = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let state = load_state(&dir, &config, &train_device()).unwrap();
+    assert_eq!(state.step, 2);
+    let again = state.to_file(&config.to_toml());
+    assert_eq!(file.metadata, again.metadata);
+    assert_eq!(file.tensors.len(), again.tensors.len());
+    for (name, t) in &file.tensors {
+        let u = &again.tensors[name];
+        assert_eq!(t.shape().as_slice(), u.shape().as_slice(), "{name}");
+        assert!(t.as_bytes() == u.as_bytes(), "{name} differs after a load");
+    }
+    // A fresh run refuses to overwrite it.
+    let err = train(&RunOptions {
+        config,
+        run_dir: dir.clone(),
+        resume: false,
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let root = scratch("train_diverge");
+    let dir = root.join("run");
+    let config = tiny(&root.join("cache"), 6)
+        .with_overrides(&[
+            "train.lr=1e30".into(),
+            "train.warmup_steps=0".into(),
+            "train.checkpoint_every=1".into(),
+        ])
+        .unwrap();
+    let err = train(&RunOptions {
+        config,
+        run_dir: dir.clone(),
+        resume: false,
+    })
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("diverged"), "{msg}");
+    let f = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let kept: u64 = f.meta("step").unwrap().parse().unwrap();
+    assert!((1..6).contains(&kept), "{msg}");
+    assert!(msg.contains(&format!("step {kept}")), "{msg}");
+}
+
+#[test]
+fn the_command_line_names_a_bad_config_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .args(["train", "--set", "model.hiden_size=3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("model.hiden_size"), "{stderr}");
+    assert!(
+        stderr.contains("hidden_size"),
+        "lists the known keys: {stderr}"
+    );
+}
