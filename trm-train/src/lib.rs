@@ -4,6 +4,7 @@
 //! - [`dataset`]: the tokenised N × K augmented training set, split by base puzzle;
 //! - [`model`]: TRM in burn (config, layers, ACT wrapper, loss, optimisers, weights);
 //! - [`train`]: the training loop, its configuration, checkpoints and metrics;
+//! - [`plot`]: PNG charts (learning curves, accuracy vs supervision-step budget);
 //! - [`cli`]: the `trm-train` command line.
 
 #![deny(missing_docs)]
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod dataset;
 pub mod model;
 pub mod paths;
+pub mod plot;
 pub mod progress;
 pub mod stats;
 pub mod sudoku;

@@ -4,10 +4,12 @@
 //! trm-train data generate --count N --seed S [--clues A..B] [--min-rating R] --out FILE.csv
 //! trm-train data check FILE
 //! trm-train train [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
+//! trm-train eval --checkpoint DIR [--data FILE] [--max-steps N] [--count N]
 //! trm-train            # the default run: `train` with configs/cpu-default.toml
 //! ```
 
 mod data;
+mod eval;
 mod train;
 
 use std::process::ExitCode;
@@ -34,6 +36,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Train a TRM (default config: configs/cpu-default.toml; `trm-train` alone runs it).
     Train(train::TrainArgs),
+    /// Evaluate a run: accuracy per supervision-step budget (table + PNG), learning curves.
+    Eval(eval::EvalArgs),
 }
 
 /// Parses the process arguments and runs the command; the exit code is the process's.
@@ -50,6 +54,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Train(args)) => train::run(args, cli.threads.is_some()),
+        Some(Command::Eval(args)) => eval::run(args),
         None => train::run(train::TrainArgs::default(), cli.threads.is_some()),
     };
     result.unwrap_or_else(|e| {

@@ -23,7 +23,7 @@ pub mod weights;
 pub use act::{Batch, Carry, Mode, StepOutput};
 pub use config::{PosEncoding, TrmConfig};
 pub use ema::Ema;
-pub use loss::{LossOutput, Metrics, act_loss};
+pub use loss::{IGNORE_LABEL_ID, LossOutput, Metrics, act_loss};
 pub use optim::{
     AdamAtan2, AdamAtan2Config, GradSource, LrSchedule, SignSgdConfig, named_grads, sign_sgd_step,
 };

@@ -100,11 +100,28 @@ fn generated_base(
     Ok(base)
 }
 
-/// The first `count` puzzles of a file with their solutions (solved when the file has none).
+/// The first `count` puzzles of a file with their solutions; the file must hold that many.
 fn file_base(path: &Path, count: usize) -> Result<Vec<(Grid, Grid)>> {
+    let base = read_pairs(path, Some(count))?;
+    ensure!(
+        base.len() == count,
+        "{} holds {} puzzles, the config needs {count} (data.puzzles + data.eval_puzzles)",
+        path.display(),
+        base.len()
+    );
+    Ok(base)
+}
+
+/// The puzzles of a file (any format [`Reader`] detects), at most `limit`, with their
+/// solutions: the file's, or found by the exact solver when it has none. A bad line, or a
+/// puzzle without a unique solution, is an error naming the file and line.
+pub fn read_pairs(path: &Path, limit: Option<usize>) -> Result<Vec<(Grid, Grid)>> {
     let reader = Reader::open(path)?;
-    let mut base = Vec::with_capacity(count);
+    let mut base = Vec::new();
     for item in reader {
+        if limit.is_some_and(|n| base.len() >= n) {
+            break;
+        }
         let r = item.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let solution = match r.solution {
             Some(s) => s,
@@ -121,16 +138,7 @@ fn file_base(path: &Path, count: usize) -> Result<Vec<(Grid, Grid)>> {
             }
         };
         base.push((r.puzzle, solution));
-        if base.len() == count {
-            break;
-        }
     }
-    ensure!(
-        base.len() == count,
-        "{} holds {} puzzles, the config needs {count} (data.puzzles + data.eval_puzzles)",
-        path.display(),
-        base.len()
-    );
     Ok(base)
 }
 

@@ -250,8 +250,13 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "          {dir}/{} (EMA weights, official layout)",
+            "          {dir}/{} (EMA weights, official layout), {dir}/report.txt,",
             super::checkpoint::WEIGHTS_FILE
+        )?;
+        writeln!(f, "          {dir}/plots/learning_curves.png")?;
+        writeln!(
+            f,
+            "   evaluate: cargo run -p trm-train --release -- eval --checkpoint {dir} [--data FILE]"
         )?;
         match self.stopped {
             StopReason::TimeBudget => writeln!(

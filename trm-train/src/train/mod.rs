@@ -5,16 +5,21 @@
 //! - [`run`]: the loop ([`train`]) and the evaluation ([`evaluate`]),
 //! - [`checkpoint`]: [`TrainState`] and its atomic checkpoint file,
 //! - [`metrics`]: `metrics.jsonl` and the run [`Summary`],
-//! - [`report`]: progress bar or plain lines.
+//! - [`report`]: progress bar or plain lines,
+//! - [`budget`]: accuracy as a function of the supervision-step budget (`trm-train eval`),
+//! - [`plots`]: learning curves and accuracy-vs-budget charts (PNG).
 //!
 //! A run directory holds `config.toml` (the resolved configuration), `metrics.jsonl`,
 //! `checkpoint.safetensors` (weights, EMA weights, AdamATan2 moments, ACT carry, data and RNG
-//! position) and `model.safetensors` (the EMA weights in the official layout).
+//! position), `model.safetensors` (the EMA weights in the official layout), `report.txt` (the
+//! final summary) and `plots/learning_curves.png`.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod run;
 
