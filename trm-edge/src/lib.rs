@@ -4,8 +4,14 @@
 //! no panics reachable from input (every fallible operation returns a typed error), and
 //! the caller owns all memory.
 //!
-//! Today the crate holds the Sudoku core ([`sudoku`]): the grid type, text parsing,
-//! the answer checker and the official token encoding used by the network.
+//! - [`sudoku`]: the grid type, text parsing, the answer checker and the official token
+//!   encoding used by the network;
+//! - [`format`]: the packed model file (reader, validating and zero-copy, and writer with f16
+//!   and int8 quantisation);
+//! - [`kernels`]: matrix-vector products on f32/f16/int8 weights (scalar reference kernels and
+//!   AVX2/NEON versions) and the element-wise pieces of a block;
+//! - [`runtime`]: one supervision step of TRM on caller buffers (teacher-forcing friendly);
+//! - [`solver`]: solving a Sudoku under a step budget and a halting policy.
 
 #![no_std]
 #![deny(missing_docs)]
@@ -13,4 +19,8 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod format;
+pub mod kernels;
+pub mod runtime;
+pub mod solver;
 pub mod sudoku;

@@ -1,0 +1,89 @@
+//! NEON dot products for little-endian aarch64 (NEON is part of the base ISA there).
+
+use core::arch::aarch64::{
+    float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,
+    vld1_s8, vld1q_f32, vld1q_u8, vmovl_high_s16, vmovl_s8, vmovl_s16, vreinterpretq_f32_u8,
+};
+
+use crate::kernels::generic;
+
+/// Horizontal sum of the four accumulators.
+fn hsum(a: [float32x4_t; 4]) -> f32 {
+    let [a0, a1, a2, a3] = a;
+    // SAFETY: NEON is mandatory on aarch64 (`target_feature = "neon"` is on for every
+    // aarch64 target this module is compiled for); these intrinsics only touch registers.
+    unsafe { vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3))) }
+}
+
+/// NEON version of [`generic::dot_f32`] (same contract, different summation order).
+pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let n = (w.len() / 4).min(x.len());
+    let blocks = n / 16;
+    // SAFETY: register-only intrinsic; NEON is always present on aarch64.
+    let mut acc = [unsafe { vdupq_n_f32(0.0) }; 4];
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    for b in 0..blocks {
+        for (j, a) in acc.iter_mut().enumerate() {
+            let i = b * 16 + j * 4;
+            // SAFETY: i + 4 <= n, w holds >= 4n bytes and x >= n floats, so the 16-byte loads
+            // are in bounds; the weights are loaded as bytes (no alignment requirement) and x is
+            // a properly aligned f32 slice.
+            *a = unsafe {
+                let wv = vreinterpretq_f32_u8(vld1q_u8(wp.add(4 * i)));
+                vfmaq_f32(*a, wv, vld1q_f32(xp.add(i)))
+            };
+        }
+    }
+    let done = blocks * 16;
+    let tail = generic::dot_f32(
+        w.get(4 * done..).unwrap_or(&[]),
+        x.get(done..n).unwrap_or(&[]),
+    );
+    hsum(acc) + tail
+}
+
+/// NEON version of [`generic::dot_i8`] (same contract, different summation order).
+pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
+    let n = q.len().min(x.len());
+    let blocks = n / 8;
+    // SAFETY: register-only intrinsic; NEON is always present on aarch64.
+    let mut acc = [unsafe { vdupq_n_f32(0.0) }; 4];
+    let (qp, xp) = (q.as_ptr(), x.as_ptr());
+    for b in 0..blocks {
+        let i = b * 8;
+        // SAFETY: i + 8 <= n <= q.len(), x.len(): the 8-byte load of q (i8 has alignment 1)
+        // and the two 4-float loads of x are in bounds.
+        unsafe {
+            let wide = vmovl_s8(vld1_s8(qp.add(i).cast()));
+            let lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide)));
+            let hi = vcvtq_f32_s32(vmovl_high_s16(wide));
+            acc[0] = vfmaq_f32(acc[0], lo, vld1q_f32(xp.add(i)));
+            acc[1] = vfmaq_f32(acc[1], hi, vld1q_f32(xp.add(i + 4)));
+        }
+    }
+    let done = blocks * 8;
+    let tail = generic::dot_i8(q.get(done..).unwrap_or(&[]), x.get(done..n).unwrap_or(&[]));
+    hsum(acc) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        #[test]
+        fn neon_matches_generic(
+            w in proptest::collection::vec(-2f32..2.0, 0..300),
+            x in proptest::collection::vec(-2f32..2.0, 0..300),
+            q in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let scale: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>().max(1.0);
+            prop_assert!((dot_f32(&wb, &x) - generic::dot_f32(&wb, &x)).abs() <= 1e-5 * scale);
+            let qs: f32 = q.iter().zip(&x).map(|(&a, b)| (f32::from(a as i8) * b).abs()).sum::<f32>().max(1.0);
+            prop_assert!((dot_i8(&q, &x) - generic::dot_i8(&q, &x)).abs() <= 1e-5 * qs);
+        }
+    }
+}

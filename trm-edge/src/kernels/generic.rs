@@ -1,0 +1,126 @@
+//! Scalar reference kernels: the specification every architecture kernel is tested against.
+//!
+//! Weights are little-endian byte slices read in place (any alignment). Dot products use
+//! eight independent f32 accumulators (summed pairwise at the end) so that the compiler can
+//! vectorise them; lengths are `min` of the two operands, extra elements are ignored.
+
+use super::f16::f16_to_f32;
+
+/// Lanes of the accumulator array.
+const LANES: usize = 8;
+
+/// Sums the lanes pairwise: `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
+fn reduce(acc: [f32; LANES]) -> f32 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+}
+
+/// `Σ w[i]·x[i]` for `w` = f32 little-endian bytes (`4·n` bytes), `n = min(w.len()/4, x.len())`.
+pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let (ws, _) = w.as_chunks::<4>();
+    let n = ws.len().min(x.len());
+    let (ws, xs) = (ws.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (wb, wt) = ws.as_chunks::<LANES>();
+    let (xb, xt) = xs.as_chunks::<LANES>();
+    let mut acc = [0f32; LANES];
+    for (wc, xc) in wb.iter().zip(xb) {
+        for ((a, wv), xv) in acc.iter_mut().zip(wc).zip(xc) {
+            *a += f32::from_le_bytes(*wv) * xv;
+        }
+    }
+    let tail: f32 = wt
+        .iter()
+        .zip(xt)
+        .map(|(wv, xv)| f32::from_le_bytes(*wv) * xv)
+        .sum();
+    reduce(acc) + tail
+}
+
+/// `Σ w[i]·x[i]` for `w` = binary16 little-endian bytes (`2·n` bytes).
+pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ws, _) = w.as_chunks::<2>();
+    let n = ws.len().min(x.len());
+    let (ws, xs) = (ws.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (wb, wt) = ws.as_chunks::<LANES>();
+    let (xb, xt) = xs.as_chunks::<LANES>();
+    for (wc, xc) in wb.iter().zip(xb) {
+        for ((a, wv), xv) in acc.iter_mut().zip(wc).zip(xc) {
+            *a += f16_to_f32(u16::from_le_bytes(*wv)) * xv;
+        }
+    }
+    let tail: f32 = wt
+        .iter()
+        .zip(xt)
+        .map(|(wv, xv)| f16_to_f32(u16::from_le_bytes(*wv)) * xv)
+        .sum();
+    reduce(acc) + tail
+}
+
+/// `Σ q[i]·x[i]` for `q` = int8 values (as bytes); the caller applies the row scale.
+pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
+    let n = q.len().min(x.len());
+    let (q, x) = (q.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (qb, qt) = q.as_chunks::<LANES>();
+    let (xb, xt) = x.as_chunks::<LANES>();
+    let mut acc = [0f32; LANES];
+    for (qc, xc) in qb.iter().zip(xb) {
+        for ((a, &qv), xv) in acc.iter_mut().zip(qc).zip(xc) {
+            *a += f32::from(qv as i8) * xv;
+        }
+    }
+    let tail: f32 = qt
+        .iter()
+        .zip(xt)
+        .map(|(&qv, xv)| f32::from(qv as i8) * xv)
+        .sum();
+    reduce(acc) + tail
+}
+
+/// `Σ a[i]·b[i]` of two activation vectors (`n = min` of the lengths).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (a.get(..n).unwrap_or(&[]), b.get(..n).unwrap_or(&[]));
+    let (ab, at) = a.as_chunks::<LANES>();
+    let (bb, bt) = b.as_chunks::<LANES>();
+    let mut acc = [0f32; LANES];
+    for (ac, bc) in ab.iter().zip(bb) {
+        for ((s, av), bv) in acc.iter_mut().zip(ac).zip(bc) {
+            *s += av * bv;
+        }
+    }
+    let tail: f32 = at.iter().zip(bt).map(|(av, bv)| av * bv).sum();
+    reduce(acc) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes(v: &[f32]) -> std::vec::Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn dots_agree_with_a_plain_sum(
+            v in proptest::collection::vec((-4f32..4.0, -4f32..4.0), 0..70),
+        ) {
+            let w: std::vec::Vec<f32> = v.iter().map(|p| p.0).collect();
+            let x: std::vec::Vec<f32> = v.iter().map(|p| p.1).collect();
+            let exact: f64 = v.iter().map(|(a, b)| *a as f64 * *b as f64).sum();
+            let tol = 1e-5 * (1.0 + v.len() as f64) * 16.0;
+            prop_assert!((dot_f32(&bytes(&w), &x) as f64 - exact).abs() < tol);
+            prop_assert!((dot(&w, &x) as f64 - exact).abs() < tol);
+            // Mismatched lengths use the common prefix.
+            let n = v.len() / 2;
+            let half: f64 = v[..n].iter().map(|(a, b)| *a as f64 * *b as f64).sum();
+            prop_assert!((dot_f32(&bytes(&w[..n]), &x) as f64 - half).abs() < tol);
+            prop_assert!((dot_f32(&bytes(&w), &x[..n]) as f64 - half).abs() < tol);
+            let q: std::vec::Vec<u8> = w.iter().map(|a| (*a * 30.0) as i8 as u8).collect();
+            let exact_q: f64 = q.iter().zip(&x).map(|(&a, &b)| (a as i8) as f64 * b as f64).sum();
+            prop_assert!((dot_i8(&q, &x) as f64 - exact_q).abs() < tol * 130.0);
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! [`Matrix`]: a weight matrix borrowed in place from a packed file, and its products.
+
+use super::arch;
+use super::f16::f16_to_f32;
+use crate::format::DType;
+
+/// Storage of a `[rows, cols]` row-major weight matrix, as little-endian bytes.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights<'a> {
+    /// f32 values, `4·rows·cols` bytes.
+    F32(&'a [u8]),
+    /// binary16 values, `2·rows·cols` bytes.
+    F16(&'a [u8]),
+    /// int8 values (`rows·cols` bytes) and one f32 scale per row (`4·rows` bytes).
+    I8 {
+        /// The int8 values, row-major.
+        values: &'a [u8],
+        /// The per-row scales.
+        scales: &'a [u8],
+    },
+}
+
+/// A `[rows, cols]` weight matrix (PyTorch `[out, in]` layout: `y = W x`).
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    rows: usize,
+    cols: usize,
+    weights: Weights<'a>,
+}
+
+impl<'a> Matrix<'a> {
+    /// A view of `weights` as `[rows, cols]`; `None` if the byte lengths do not match exactly
+    /// or `cols` is 0.
+    pub fn new(rows: usize, cols: usize, weights: Weights<'a>) -> Option<Self> {
+        let n = rows.checked_mul(cols)?;
+        let ok = cols > 0
+            && cols.checked_mul(4).is_some()
+            && match weights {
+                Weights::F32(b) => Some(b.len()) == n.checked_mul(4),
+                Weights::F16(b) => Some(b.len()) == n.checked_mul(2),
+                Weights::I8 { values, scales } => {
+                    values.len() == n && Some(scales.len()) == rows.checked_mul(4)
+                }
+            };
+        ok.then_some(Self {
+            rows,
+            cols,
+            weights,
+        })
+    }
+
+    /// Output size (rows).
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input size (columns).
+    pub const fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Element type.
+    pub const fn dtype(&self) -> DType {
+        match self.weights {
+            Weights::F32(_) => DType::F32,
+            Weights::F16(_) => DType::F16,
+            Weights::I8 { .. } => DType::I8,
+        }
+    }
+
+    /// The storage.
+    pub const fn weights(&self) -> Weights<'a> {
+        self.weights
+    }
+
+    /// Rows `start..start + count` as a matrix; `None` when out of range.
+    pub fn row_range(&self, start: usize, count: usize) -> Option<Self> {
+        let end = start.checked_add(count)?;
+        if end > self.rows {
+            return None;
+        }
+        let (a, b) = (start * self.cols, end * self.cols);
+        let weights = match self.weights {
+            Weights::F32(w) => Weights::F32(w.get(4 * a..4 * b)?),
+            Weights::F16(w) => Weights::F16(w.get(2 * a..2 * b)?),
+            Weights::I8 { values, scales } => Weights::I8 {
+                values: values.get(a..b)?,
+                scales: scales.get(4 * start..4 * end)?,
+            },
+        };
+        Self::new(count, self.cols, weights)
+    }
+
+    /// `y = W x`: `y[r] = Σ_c W[r, c]·x[c]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[cols]`, `y`: `[rows]` (shorter buffers truncate the product, never panic)
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
+        match self.weights {
+            Weights::F32(w) => {
+                for (row, out) in w.chunks_exact(4 * self.cols).zip(y) {
+                    *out = arch::dot_f32(row, x);
+                }
+            }
+            Weights::F16(w) => {
+                for (row, out) in w.chunks_exact(2 * self.cols).zip(y) {
+                    *out = arch::dot_f16(row, x);
+                }
+            }
+            Weights::I8 { values, scales } => {
+                let rows = values.chunks_exact(self.cols);
+                for ((row, s), out) in rows.zip(scales.as_chunks::<4>().0).zip(y) {
+                    *out = arch::dot_i8(row, x) * f32::from_le_bytes(*s);
+                }
+            }
+        }
+    }
+
+    /// `Y = X Wᵀ` for `n` input rows, one [`Matrix::matvec`] per row.
+    ///
+    /// # Shapes
+    /// - `x`: `[n, cols]`, `y`: `[n, rows]`
+    pub fn matmul(&self, x: &[f32], y: &mut [f32]) {
+        for (xr, yr) in x
+            .chunks_exact(self.cols)
+            .zip(y.chunks_exact_mut(self.rows.max(1)))
+        {
+            self.matvec(xr, yr);
+        }
+    }
+
+    /// Dequantises the whole matrix, row-major, into `out` (a shorter buffer receives a
+    /// prefix).
+    ///
+    /// # Shapes
+    /// - `out`: `[rows · cols]`
+    pub fn to_f32(&self, out: &mut [f32]) {
+        for (r, chunk) in out.chunks_mut(self.cols).enumerate() {
+            self.row_into(r, chunk);
+        }
+    }
+
+    /// Dequantises row `r` into `out` (for embedding lookups); `false` if `r` is out of range.
+    ///
+    /// # Shapes
+    /// - `out`: `[cols]` (a shorter buffer receives a prefix)
+    pub fn row_into(&self, r: usize, out: &mut [f32]) -> bool {
+        let Some(row) = self.row_range(r, 1) else {
+            return false;
+        };
+        match row.weights {
+            Weights::F32(w) => {
+                for (o, b) in out.iter_mut().zip(w.as_chunks::<4>().0) {
+                    *o = f32::from_le_bytes(*b);
+                }
+            }
+            Weights::F16(w) => {
+                for (o, b) in out.iter_mut().zip(w.as_chunks::<2>().0) {
+                    *o = f16_to_f32(u16::from_le_bytes(*b));
+                }
+            }
+            Weights::I8 { values, scales } => {
+                let s = scales
+                    .as_chunks::<4>()
+                    .0
+                    .first()
+                    .map_or(0.0, |s| f32::from_le_bytes(*s));
+                for (o, &q) in out.iter_mut().zip(values) {
+                    *o = f32::from(q as i8) * s;
+                }
+            }
+        }
+        true
+    }
+}

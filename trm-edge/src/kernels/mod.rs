@@ -1,0 +1,13 @@
+//! Compute kernels: f32 activations against f32, f16 or int8 weights read in place.
+//!
+//! [`generic`] holds the scalar reference kernels (the specification); [`arch`] is the seam
+//! for SIMD versions (the only place with `unsafe`); [`Matrix`] dispatches products to them;
+//! [`ops`] holds the element-wise pieces of a block (RMSNorm, SwiGLU, softmax, RoPE).
+
+pub mod arch;
+pub mod f16;
+pub mod generic;
+mod matrix;
+pub mod ops;
+
+pub use matrix::{Matrix, Weights};

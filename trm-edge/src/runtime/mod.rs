@@ -1,0 +1,233 @@
+//! The recursion: one supervision step of TRM on caller-owned buffers.
+//!
+//! Buffers (all `f32`, sizes from the [`Model`]):
+//! - `x` `[S, D]` ([`Model::state_len`]): the input embedding, from [`Model::embed_input`];
+//! - `z_h`, `z_l` `[S, D]` each: the carry (answer y and latent z), reset by
+//!   [`Model::reset_carry`] and updated by [`Model::step`];
+//! - `logits` `[L, V]` ([`Model::logits_len`]);
+//! - `scratch` ([`Model::scratch_len`] elements = [`Model::scratch_bytes`] bytes).
+//!
+//! Working memory does not grow with expansion × sequence: blocks run in place on the state;
+//! the channel SwiGLU is computed position by position (`2·I + D` floats), the token-mixing
+//! SwiGLU channel by channel (`2·S + 2·It`), attention keeps q, k, v `[S, 3D]` and one score
+//! row `[S]`. The scratch is the largest of these.
+
+mod block;
+mod error;
+
+pub use error::RunError;
+
+use crate::format::{Model, ModelConfig, TensorKind, Variant};
+use crate::kernels::ops::{add_assign, add_sum_assign};
+
+/// Splits `n` elements off the front of `buf`.
+pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), RunError> {
+    let got = buf.len();
+    buf.split_at_mut_checked(n).ok_or(RunError::BufferSize {
+        buffer: "scratch",
+        needed: n,
+        got,
+    })
+}
+
+/// f32 elements of scratch one step needs under `cfg`; `None` if the size overflows `usize`.
+pub fn scratch_len(cfg: &ModelConfig) -> Option<usize> {
+    let (s, d) = (cfg.seq_total(), cfg.hidden);
+    // Channel SwiGLU: gate and up rows [I] each, output row [D].
+    let channel = cfg.mlp_inter.checked_mul(2)?.checked_add(d)?;
+    let mixer = match cfg.variant {
+        // Column [S], gate and up [It] each, output column [S].
+        Variant::MlpT => cfg
+            .mlp_t_inter
+            .checked_mul(2)?
+            .checked_add(s.checked_mul(2)?)?,
+        // q, k, v [S, 3D], scores [S], attention and o rows [D] ×2, RoPE rows [hd] ×2.
+        Variant::Attention => s
+            .checked_mul(d)?
+            .checked_mul(3)?
+            .checked_add(s)?
+            .checked_add(d.checked_mul(2)?)?
+            .checked_add(cfg.head_dim.checked_mul(2)?)?,
+    };
+    // The caller buffers must be addressable too.
+    s.checked_mul(d)?.checked_mul(4)?;
+    cfg.seq_len.checked_mul(cfg.vocab)?;
+    channel
+        .max(mixer)
+        .checked_mul(4)
+        .map(|_| channel.max(mixer))
+}
+
+/// Q-head outputs of one supervision step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutput {
+    /// Halting logit (`q_halt`, row 0 of the Q-head, read at position 0); halt when > 0.
+    pub q_halt: f32,
+    /// Continue logit (`q_continue`, row 1; unused by the official evaluation).
+    pub q_continue: f32,
+}
+
+fn check_len(buffer: &'static str, got: usize, needed: usize) -> Result<(), RunError> {
+    if got == needed {
+        Ok(())
+    } else {
+        Err(RunError::BufferSize {
+            buffer,
+            needed,
+            got,
+        })
+    }
+}
+
+impl Model<'_> {
+    /// Elements of one `[S, D]` state buffer (`x`, `z_h` or `z_l`).
+    pub const fn state_len(&self) -> usize {
+        self.config().seq_total() * self.config().hidden
+    }
+
+    /// Elements of the logits buffer `[L, V]`.
+    pub const fn logits_len(&self) -> usize {
+        self.config().seq_len * self.config().vocab
+    }
+
+    /// Input embedding `x = √D · [puzzle prefix ; E[tokens]]`.
+    ///
+    /// The prefix holds row `puzzle_id` of the puzzle-embedding table, zero-padded to `P·D`
+    /// (nothing when the model has no table; `puzzle_id` is then ignored).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[L]` token ids `< V`; `x`: `[S, D]`
+    pub fn embed_input(
+        &self,
+        tokens: &[u8],
+        puzzle_id: usize,
+        x: &mut [f32],
+    ) -> Result<(), RunError> {
+        let cfg = self.config();
+        check_len("tokens", tokens.len(), cfg.seq_len)?;
+        check_len("x", x.len(), self.state_len())?;
+        let d = cfg.hidden;
+        let (prefix, cells) = x
+            .split_at_mut_checked(cfg.puzzle_emb_len * d)
+            .ok_or(RunError::Internal)?;
+        prefix.fill(0.0);
+        if let Some(table) = self.matrix(TensorKind::PuzzleEmb, 0) {
+            if !table.row_into(puzzle_id, prefix) {
+                return Err(RunError::PuzzleId {
+                    id: puzzle_id,
+                    count: table.rows(),
+                });
+            }
+        }
+        let embed = self
+            .matrix(TensorKind::Embed, 0)
+            .ok_or(RunError::Internal)?;
+        for (position, (&token, row)) in tokens.iter().zip(cells.chunks_exact_mut(d)).enumerate() {
+            if !embed.row_into(usize::from(token), row) {
+                return Err(RunError::Token { position, token });
+            }
+        }
+        let scale = cfg.embed_scale();
+        for v in x.iter_mut() {
+            *v *= scale;
+        }
+        Ok(())
+    }
+
+    /// Fresh carry: `H_init` at every position of `z_h`, `L_init` at every position of `z_l`.
+    ///
+    /// # Shapes
+    /// - `z_h`, `z_l`: `[S, D]`
+    pub fn reset_carry(&self, z_h: &mut [f32], z_l: &mut [f32]) -> Result<(), RunError> {
+        check_len("z_h", z_h.len(), self.state_len())?;
+        check_len("z_l", z_l.len(), self.state_len())?;
+        let d = self.config().hidden;
+        for (kind, buf) in [(TensorKind::HInit, z_h), (TensorKind::LInit, z_l)] {
+            let init = self.matrix(kind, 0).ok_or(RunError::Internal)?;
+            let (first, rest) = buf.split_at_mut_checked(d).ok_or(RunError::Internal)?;
+            init.to_f32(first);
+            for row in rest.chunks_exact_mut(d) {
+                row.copy_from_slice(first);
+            }
+        }
+        Ok(())
+    }
+
+    /// One call of the reasoning network in place: `h ← block_{L-1}(… block_0(h))` (the caller
+    /// has already added the injection to `h`).
+    fn reasoning(&self, h: &mut [f32], scratch: &mut [f32]) -> Result<(), RunError> {
+        for layer in 0..self.config().layers {
+            block::block(self, layer, h, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// One supervision step (the official inner forward): `T` times { `n` times
+    /// `z_l ← f(z_l + (z_h + x))`, then `z_h ← f(z_h + z_l)` }, then the heads:
+    /// `logits[j] = lm_head · z_h[P + j]`, `q = q_head · z_h[0] + bias`.
+    ///
+    /// The carry is updated in place; to teacher-force, overwrite it before the call.
+    ///
+    /// # Shapes
+    /// - `x`, `z_h`, `z_l`: `[S, D]`; `logits`: `[L, V]`; `scratch`: `[scratch_len()]`
+    pub fn step(
+        &self,
+        x: &[f32],
+        z_h: &mut [f32],
+        z_l: &mut [f32],
+        logits: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<StepOutput, RunError> {
+        let cfg = self.config();
+        for (name, len) in [("x", x.len()), ("z_h", z_h.len()), ("z_l", z_l.len())] {
+            check_len(name, len, self.state_len())?;
+        }
+        check_len("logits", logits.len(), self.logits_len())?;
+        if scratch.len() < self.scratch_len() {
+            return Err(RunError::BufferSize {
+                buffer: "scratch",
+                needed: self.scratch_len(),
+                got: scratch.len(),
+            });
+        }
+        for _ in 0..cfg.h_cycles {
+            for _ in 0..cfg.l_cycles {
+                add_sum_assign(z_l, z_h, x);
+                self.reasoning(z_l, scratch)?;
+            }
+            add_assign(z_h, z_l);
+            self.reasoning(z_h, scratch)?;
+        }
+        self.heads(z_h, logits)
+    }
+
+    /// Output heads on the final answer state.
+    fn heads(&self, z_h: &[f32], logits: &mut [f32]) -> Result<StepOutput, RunError> {
+        let cfg = self.config();
+        let d = cfg.hidden;
+        let lm_head = self
+            .matrix(TensorKind::LmHead, 0)
+            .ok_or(RunError::Internal)?;
+        let cells = z_h.get(cfg.puzzle_emb_len * d..).unwrap_or(&[]);
+        for (row, out) in cells
+            .chunks_exact(d)
+            .zip(logits.chunks_exact_mut(cfg.vocab))
+        {
+            lm_head.matvec(row, out);
+        }
+        let q_head = self
+            .matrix(TensorKind::QHeadWeight, 0)
+            .ok_or(RunError::Internal)?;
+        let bias = self
+            .matrix(TensorKind::QHeadBias, 0)
+            .ok_or(RunError::Internal)?;
+        let mut q = [0f32; 2];
+        let mut b = [0f32; 2];
+        q_head.matvec(z_h.get(..d).unwrap_or(&[]), &mut q);
+        bias.to_f32(&mut b);
+        Ok(StepOutput {
+            q_halt: q[0] + b[0],
+            q_continue: q[1] + b[1],
+        })
+    }
+}

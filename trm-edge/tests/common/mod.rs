@@ -1,0 +1,145 @@
+//! Shared helpers of the integration tests: small random models packed with the crate's writer.
+
+#![allow(dead_code)]
+
+use trm_edge::format::{
+    DType, ModelConfig, PosEncoding, TensorId, TensorInput, Variant, packed_size, required_tensors,
+    write_model,
+};
+
+/// A small configuration of `variant` with `seq_len` answer tokens and `vocab` tokens.
+pub fn tiny_config(variant: Variant, seq_len: usize, vocab: usize) -> ModelConfig {
+    let attention = variant == Variant::Attention;
+    ModelConfig {
+        variant,
+        pos_encoding: if attention {
+            PosEncoding::Rope
+        } else {
+            PosEncoding::None
+        },
+        hidden: 8,
+        mlp_inter: 12,
+        mlp_t_inter: if attention { 0 } else { 16 },
+        layers: 2,
+        h_cycles: 2,
+        l_cycles: 2,
+        halt_max_steps: 4,
+        seq_len,
+        puzzle_emb_len: 2,
+        puzzle_emb_ndim: 12,
+        num_puzzle_ids: 2,
+        vocab,
+        num_heads: 2,
+        head_dim: 4,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        expansion: 4.0,
+    }
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), uniform in `[-1, 1)`.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Next value in `[-1, 1)`.
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        v as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// Random values for every tensor of `cfg` (RoPE tables are the real ones).
+pub fn random_tensors(cfg: &ModelConfig, seed: u64) -> Vec<(TensorId, [usize; 2], Vec<f32>)> {
+    let mut rng = Rng::new(seed);
+    required_tensors(cfg)
+        .map(|id| {
+            let shape = id.kind.shape(cfg);
+            let n = shape[0] * shape[1];
+            let data = match id.kind {
+                trm_edge::format::TensorKind::RopeCos | trm_edge::format::TensorKind::RopeSin => {
+                    rope_table(cfg, id.kind == trm_edge::format::TensorKind::RopeCos)
+                }
+                _ => {
+                    let std = 1.0 / (shape[1] as f32).sqrt();
+                    (0..n).map(|_| rng.next() * std * 1.7).collect()
+                }
+            };
+            (id, shape, data)
+        })
+        .collect()
+}
+
+/// RoPE tables `[S, hd]` as the official code builds them (in f32).
+pub fn rope_table(cfg: &ModelConfig, cos: bool) -> Vec<f32> {
+    let hd = cfg.head_dim;
+    let half = hd / 2;
+    let mut out = Vec::new();
+    for p in 0..cfg.seq_total() {
+        for j in 0..hd {
+            let inv = 1.0f32 / cfg.rope_theta.powf((2 * (j % half)) as f32 / hd as f32);
+            let f = p as f32 * inv;
+            out.push(if cos { f.cos() } else { f.sin() });
+        }
+    }
+    out
+}
+
+/// Packs `tensors`, storing every tensor that may be quantised as `dtype`.
+pub fn pack(
+    cfg: &ModelConfig,
+    tensors: &[(TensorId, [usize; 2], Vec<f32>)],
+    dtype: DType,
+) -> Vec<u8> {
+    let inputs: Vec<TensorInput<'_>> = tensors
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: if id.kind.f32_only() {
+                DType::F32
+            } else {
+                dtype
+            },
+            data,
+        })
+        .collect();
+    let size = packed_size(cfg, &inputs).expect("packed_size");
+    let mut out = vec![0u8; size];
+    let written = write_model(cfg, &inputs, &mut out).expect("write_model");
+    assert_eq!(written, size);
+    out
+}
+
+/// Copies `bytes` to a 64-byte aligned address (as a model placed in flash would be).
+pub fn aligned(bytes: &[u8]) -> AlignedBytes {
+    let mut buf = vec![0u8; bytes.len() + 64];
+    let offset = buf.as_ptr().align_offset(64);
+    buf[offset..offset + bytes.len()].copy_from_slice(bytes);
+    AlignedBytes {
+        buf,
+        offset,
+        len: bytes.len(),
+    }
+}
+
+/// Bytes at a 64-byte aligned address.
+pub struct AlignedBytes {
+    buf: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+}
