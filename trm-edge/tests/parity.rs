@@ -385,7 +385,8 @@ fn parity_quantized_agreement() {
     for path in fixtures() {
         let fx = Fixture::load(&path);
         let (l, v) = (fx.cfg.seq_len, fx.cfg.vocab);
-        for dtype in [DType::F32, DType::F16, DType::I8] {
+        // f32 agreement is 1.0 by `parity_with_the_official_trm`; only the quantised files run.
+        for dtype in [DType::F16, DType::I8] {
             let file = fx.pack(dtype);
             let model = Model::from_bytes(&file).unwrap();
             let per_row: Vec<(usize, usize, usize, usize)> = std::thread::scope(|scope| {
@@ -433,10 +434,13 @@ fn parity_quantized_agreement() {
                 sum.2,
                 fx.cfg.halt_max_steps
             );
+            // Loose floors: the fixtures are models at initialisation, whose logits are close
+            // together (measured 2026-11-30: f16 0.988 / 0.998, int8 0.742 / 0.975 for
+            // mlp_h64 / att_h64).
             let floor = match dtype {
                 DType::F32 => 0.999,
                 DType::F16 => 0.95,
-                DType::I8 => 0.5,
+                DType::I8 => 0.6,
             };
             assert!(
                 argmax_agree >= floor,

@@ -151,7 +151,7 @@ impl ModelConfig {
                 {
                     return bad("num_heads * head_dim must equal hidden");
                 }
-                if self.pos_encoding == PosEncoding::Rope && self.head_dim % 2 != 0 {
+                if self.pos_encoding == PosEncoding::Rope && !self.head_dim.is_multiple_of(2) {
                     return bad("RoPE needs an even head_dim");
                 }
             }

@@ -46,7 +46,7 @@ fn range(
     lo: usize,
     hi: usize,
 ) -> Result<usize, FormatError> {
-    if offset % ALIGN != 0 {
+    if !offset.is_multiple_of(ALIGN) {
         return Err(bad(index, "offset not aligned to 64 bytes"));
     }
     if offset < lo {
@@ -140,7 +140,9 @@ impl<'a> Model<'a> {
         let table = content
             .get(HEADER_LEN..table_end)
             .ok_or(bad_header("tensor table out of bounds"))?;
-        if h.data_offset % ALIGN != 0 || h.data_offset < table_end || h.data_offset > content.len()
+        if !h.data_offset.is_multiple_of(ALIGN)
+            || h.data_offset < table_end
+            || h.data_offset > content.len()
         {
             return Err(bad_header("data offset"));
         }

@@ -47,7 +47,7 @@ impl DType {
 }
 
 /// What a tensor is; the code is stored in the table (`u16`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TensorKind {
     /// Token embedding `[V, D]` (`embed_tokens.embedding_weight`).
     Embed,
@@ -198,7 +198,7 @@ impl TensorKind {
 }
 
 /// One tensor of a model: its kind and, for per-block kinds, the block index (else 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TensorId {
     /// What the tensor is.
     pub kind: TensorKind,

@@ -1,22 +1,25 @@
 //! IEEE-754 binary16 ⇄ binary32 conversion, without any dependency.
 
 /// Exact conversion of binary16 bits to f32 (subnormals, infinities and NaN preserved).
+///
+/// All three cases are computed and one is selected, so that loops over it vectorise; the
+/// subnormal case goes through an integer conversion (no f32 denormal arithmetic, which some
+/// FPUs flush to zero).
+#[inline]
 pub const fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h as u32) & 0x8000) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = if exp == 0 {
-        if man == 0 {
-            sign
-        } else {
-            // Subnormal: man · 2^-24, exact in f32.
-            (man as f32 * (1.0 / 16_777_216.0)).to_bits() | sign
-        }
-    } else if exp == 31 {
-        sign | 0x7f80_0000 | (man << 13)
-    } else {
-        sign | ((exp + 112) << 23) | (man << 13)
-    };
+    let h = h as u32;
+    let sign = (h & 0x8000) << 16;
+    let exp = h & 0x7c00;
+    let man = h & 0x3ff;
+    // Normal: rebias the exponent by 127 − 15 = 112 (112 << 23 = 0x3800_0000).
+    let normal = sign | (((h & 0x7fff) << 13) + 0x3800_0000);
+    // Subnormal: man · 2^-24, exact in f32.
+    let sub = sign | ((man as i32) as f32 * (1.0 / 16_777_216.0)).to_bits();
+    let special = sign | 0x7f80_0000 | (man << 13);
+    // Branch-free selection (all-ones masks), so that loops over this vectorise.
+    let is_sub = ((exp == 0) as u32).wrapping_neg();
+    let is_special = ((exp == 0x7c00) as u32).wrapping_neg();
+    let bits = (sub & is_sub) | (special & is_special) | (normal & !(is_sub | is_special));
     f32::from_bits(bits)
 }
 

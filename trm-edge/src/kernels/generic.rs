@@ -45,8 +45,13 @@ pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let (wb, wt) = ws.as_chunks::<LANES>();
     let (xb, xt) = xs.as_chunks::<LANES>();
     for (wc, xc) in wb.iter().zip(xb) {
-        for ((a, wv), xv) in acc.iter_mut().zip(wc).zip(xc) {
-            *a += f16_to_f32(u16::from_le_bytes(*wv)) * xv;
+        // Convert a block first, then multiply: both loops vectorise.
+        let mut wf = [0f32; LANES];
+        for (o, b) in wf.iter_mut().zip(wc) {
+            *o = f16_to_f32(u16::from_le_bytes(*b));
+        }
+        for ((a, wv), xv) in acc.iter_mut().zip(wf).zip(xc) {
+            *a += wv * xv;
         }
     }
     let tail: f32 = wt

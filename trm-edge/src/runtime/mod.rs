@@ -111,13 +111,13 @@ impl Model<'_> {
             .split_at_mut_checked(cfg.puzzle_emb_len * d)
             .ok_or(RunError::Internal)?;
         prefix.fill(0.0);
-        if let Some(table) = self.matrix(TensorKind::PuzzleEmb, 0) {
-            if !table.row_into(puzzle_id, prefix) {
-                return Err(RunError::PuzzleId {
-                    id: puzzle_id,
-                    count: table.rows(),
-                });
-            }
+        if let Some(table) = self.matrix(TensorKind::PuzzleEmb, 0)
+            && !table.row_into(puzzle_id, prefix)
+        {
+            return Err(RunError::PuzzleId {
+                id: puzzle_id,
+                count: table.rows(),
+            });
         }
         let embed = self
             .matrix(TensorKind::Embed, 0)
