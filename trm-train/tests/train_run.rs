@@ -200,3 +200,77 @@ fn the_command_line_names_a_bad_config_key() {
         "lists the known keys: {stderr}"
     );
 }
+
+#[test]
+fn eval_prints_the_budget_table_and_writes_the_charts() {
+    let root = scratch("eval_cli");
+    let dir = root.join("run");
+    run(tiny(&root.join("cache"), 4), &dir, false);
+    // Three held-out puzzles as a plain list without solutions (eval solves them).
+    let puzzles = root.join("three.txt");
+    let cached = std::fs::read_dir(root.join("cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(cached).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    std::fs::write(&puzzles, lines.join("\n") + "\n").unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .args([
+            "eval",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--max-steps",
+            "5",
+        ])
+        .args([
+            "--data",
+            puzzles.to_str().unwrap(),
+            "--out",
+            root.join("e").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("three.txt: 3 puzzles, N_sup 3"), "{stdout}");
+    for budget in 1..=5 {
+        assert!(
+            stdout.contains(&format!("\n {budget:>5}")),
+            "budget {budget}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("Q-halt policy"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("e/budget.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["puzzles"], 3);
+    assert_eq!(report["rows"].as_array().unwrap().len(), 5);
+    for png in ["budget.png", "learning_curves.png"] {
+        let bytes = std::fs::read(root.join("e").join(png)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
+    }
+    // The training run drew its own learning curves and wrote its report.
+    assert!(dir.join("plots/learning_curves.png").is_file());
+    assert!(dir.join("report.txt").is_file());
+
+    // A directory that is not a run is named in the error.
+    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .args(["eval", "--checkpoint", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint.safetensors"));
+}

@@ -1,6 +1,5 @@
 //! `trm-train train` and the no-argument default run.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,10 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::train::config::CPU_DEFAULT_TOML;
-use crate::train::metrics::{METRICS_FILE, MetricsLog};
-use crate::train::plots::{LEARNING_CURVES_PNG, learning_curves};
 use crate::train::run::CONFIG_FILE;
-use crate::train::{RunOptions, Summary, TrainConfig, train};
+use crate::train::{RunOptions, TrainConfig, train};
 
 /// Arguments of `train`.
 #[derive(Debug, Args, Default)]
@@ -67,21 +64,7 @@ pub fn run(args: TrainArgs, threads_given: bool) -> Result<ExitCode> {
         resume,
     })?;
     print!("{summary}");
-    write_report(&summary)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `report.txt` (the summary) and `plots/learning_curves.png` into the run directory.
-fn write_report(summary: &Summary) -> Result<()> {
-    let dir = &summary.run_dir;
-    let report = dir.join("report.txt");
-    let tmp = dir.join("report.txt.tmp");
-    fs::write(&tmp, summary.to_string().trim_start())?;
-    fs::rename(&tmp, &report).with_context(|| format!("writing {}", report.display()))?;
-    let lines = MetricsLog::read(&dir.join(METRICS_FILE))?;
-    let plots = dir.join("plots");
-    fs::create_dir_all(&plots)?;
-    learning_curves(&lines, &plots.join(LEARNING_CURVES_PNG))
 }
 
 /// `root/name`, or `root/name-2`, `-3`, ... when it already holds a run.

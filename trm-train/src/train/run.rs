@@ -22,8 +22,10 @@ use super::checkpoint::{CHECKPOINT_FILE, TrainState};
 use super::config::TrainConfig;
 use super::data::{Sampler, load_dataset, rows};
 use super::metrics::{
-    EvalMetrics, IntervalSums, MetricsLine, MetricsLog, StopReason, Summary, TrainMetrics,
+    EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
+    TrainMetrics,
 };
+use super::plots::{LEARNING_CURVES_PNG, learning_curves};
 use super::report::Reporter;
 use crate::dataset::Split;
 use crate::model::{
@@ -33,6 +35,8 @@ use crate::model::{
 
 /// File name of the resolved configuration inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
+/// File name of the final summary inside a run directory.
+pub const REPORT_FILE: &str = "report.txt";
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -247,7 +251,7 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     }
     reporter.finish();
     let steps_this_run = state.step - first_step;
-    Ok(Summary {
+    let summary = Summary {
         run_dir: dir.clone(),
         step: state.step,
         total_steps: total,
@@ -257,7 +261,22 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
         steps_per_s: steps_this_run as f64 / train_seconds.max(1e-9),
         eval: last_eval,
         last_train,
-    })
+    };
+    write_report(&summary)?;
+    Ok(summary)
+}
+
+/// Writes `report.txt` (the summary) and `plots/learning_curves.png` into the run directory.
+fn write_report(summary: &Summary) -> Result<()> {
+    let dir = &summary.run_dir;
+    let report = dir.join(REPORT_FILE);
+    let tmp = dir.join(format!("{REPORT_FILE}.tmp"));
+    fs::write(&tmp, summary.to_string().trim_start())?;
+    fs::rename(&tmp, &report).with_context(|| format!("writing {}", report.display()))?;
+    let lines = MetricsLog::read(&dir.join(METRICS_FILE))?;
+    let plots = dir.join("plots");
+    fs::create_dir_all(&plots)?;
+    learning_curves(&lines, &plots.join(LEARNING_CURVES_PNG))
 }
 
 /// Writes the checkpoint unless the weights went non-finite (then the previous one, from
