@@ -15,6 +15,7 @@
 
 #![no_std]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;

@@ -98,6 +98,38 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     reduce(acc) + tail
 }
 
+/// `y[r] = Σ_c W[r, c]·x[c]` for f32 weights `w` `[rows, cols]` (`rows = w.len() / (4·cols)`);
+/// a shorter `y` truncates the product, `cols = 0` does nothing.
+pub fn matvec_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    let Some(row_bytes) = cols.checked_mul(4).filter(|&b| b > 0) else {
+        return;
+    };
+    for (row, out) in w.chunks_exact(row_bytes).zip(y) {
+        *out = dot_f32(row, x);
+    }
+}
+
+/// [`matvec_f32`] for binary16 weights (`2·cols` bytes per row).
+pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    let Some(row_bytes) = cols.checked_mul(2).filter(|&b| b > 0) else {
+        return;
+    };
+    for (row, out) in w.chunks_exact(row_bytes).zip(y) {
+        *out = dot_f16(row, x);
+    }
+}
+
+/// [`matvec_f32`] for int8 weights (`cols` bytes per row), without the row scales:
+/// `y[r] = Σ_c q[r, c]·x[c]` (the caller multiplies by the scales).
+pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    for (row, out) in q.chunks_exact(cols).zip(y) {
+        *out = dot_i8(row, x);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

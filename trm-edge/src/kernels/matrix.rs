@@ -97,20 +97,12 @@ impl<'a> Matrix<'a> {
     /// - `x`: `[cols]`, `y`: `[rows]` (shorter buffers truncate the product, never panic)
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
         match self.weights {
-            Weights::F32(w) => {
-                for (row, out) in w.chunks_exact(4 * self.cols).zip(y) {
-                    *out = arch::dot_f32(row, x);
-                }
-            }
-            Weights::F16(w) => {
-                for (row, out) in w.chunks_exact(2 * self.cols).zip(y) {
-                    *out = arch::dot_f16(row, x);
-                }
-            }
+            Weights::F32(w) => arch::matvec_f32(w, self.cols, x, y),
+            Weights::F16(w) => arch::matvec_f16(w, self.cols, x, y),
             Weights::I8 { values, scales } => {
-                let rows = values.chunks_exact(self.cols);
-                for ((row, s), out) in rows.zip(scales.as_chunks::<4>().0).zip(y) {
-                    *out = arch::dot_i8(row, x) * f32::from_le_bytes(*s);
+                arch::matvec_i8(values, self.cols, x, y);
+                for (out, s) in y.iter_mut().zip(scales.as_chunks::<4>().0) {
+                    *out *= f32::from_le_bytes(*s);
                 }
             }
         }

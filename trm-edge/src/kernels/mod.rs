@@ -1,7 +1,7 @@
 //! Compute kernels: f32 activations against f32, f16 or int8 weights read in place.
 //!
-//! [`generic`] holds the scalar reference kernels (the specification); [`arch`] is the seam
-//! for SIMD versions (the only place with `unsafe`); [`Matrix`] dispatches products to them;
+//! [`generic`] holds the scalar reference kernels (the specification); [`arch`] holds the
+//! SIMD versions and their run-time dispatch (the only place with `unsafe`); [`Matrix`] dispatches products to them;
 //! [`ops`] holds the element-wise pieces of a block (RMSNorm, SwiGLU, softmax, RoPE).
 
 pub mod arch;

@@ -1,10 +1,12 @@
-//! NEON dot products for little-endian aarch64 (NEON is part of the base ISA there).
+//! NEON dot products for little-endian aarch64 (NEON is part of the base ISA there), and their
+//! dispatchers (NEON unless [`super::set_simd`]`(false)`).
 
 use core::arch::aarch64::{
     float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,
     vld1_s8, vld1q_f32, vld1q_u8, vmovl_high_s16, vmovl_s8, vmovl_s16, vreinterpretq_f32_u8,
 };
 
+use super::simd_allowed;
 use crate::kernels::generic;
 
 /// Horizontal sum of the four accumulators.
@@ -16,7 +18,7 @@ fn hsum(a: [float32x4_t; 4]) -> f32 {
 }
 
 /// NEON version of [`generic::dot_f32`] (same contract, different summation order).
-pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+fn dot_f32_neon(w: &[u8], x: &[f32]) -> f32 {
     let n = (w.len() / 4).min(x.len());
     let blocks = n / 16;
     // SAFETY: register-only intrinsic; NEON is always present on aarch64.
@@ -43,7 +45,7 @@ pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
 }
 
 /// NEON version of [`generic::dot_i8`] (same contract, different summation order).
-pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
+fn dot_i8_neon(q: &[u8], x: &[f32]) -> f32 {
     let n = q.len().min(x.len());
     let blocks = n / 8;
     // SAFETY: register-only intrinsic; NEON is always present on aarch64.
@@ -66,6 +68,57 @@ pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
     hsum(acc) + tail
 }
 
+/// [`generic::dot_f32`], with NEON unless SIMD is switched off.
+pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    if simd_allowed() {
+        dot_f32_neon(w, x)
+    } else {
+        generic::dot_f32(w, x)
+    }
+}
+
+/// [`generic::dot_i8`], with NEON unless SIMD is switched off.
+pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
+    if simd_allowed() {
+        dot_i8_neon(q, x)
+    } else {
+        generic::dot_i8(q, x)
+    }
+}
+
+/// [`generic::matvec_f32`], with NEON unless SIMD is switched off.
+pub fn matvec_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    let Some(row_bytes) = cols.checked_mul(4).filter(|&b| b > 0) else {
+        return;
+    };
+    if simd_allowed() {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y) {
+            *out = dot_f32_neon(row, x);
+        }
+    } else {
+        generic::matvec_f32(w, cols, x, y);
+    }
+}
+
+/// [`generic::matvec_i8`], with NEON unless SIMD is switched off.
+pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    if simd_allowed() {
+        for (row, out) in q.chunks_exact(cols).zip(y) {
+            *out = dot_i8_neon(row, x);
+        }
+    } else {
+        generic::matvec_i8(q, cols, x, y);
+    }
+}
+
+/// Name of the kernel set in use: `"neon"`, or `"generic"` after `set_simd(false)`.
+pub fn kernel_set() -> &'static str {
+    if simd_allowed() { "neon" } else { "generic" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,9 +134,9 @@ mod tests {
         ) {
             let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
             let scale: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>().max(1.0);
-            prop_assert!((dot_f32(&wb, &x) - generic::dot_f32(&wb, &x)).abs() <= 1e-5 * scale);
+            prop_assert!((dot_f32_neon(&wb, &x) - generic::dot_f32(&wb, &x)).abs() <= 1e-5 * scale);
             let qs: f32 = q.iter().zip(&x).map(|(&a, b)| (f32::from(a as i8) * b).abs()).sum::<f32>().max(1.0);
-            prop_assert!((dot_i8(&q, &x) - generic::dot_i8(&q, &x)).abs() <= 1e-5 * qs);
+            prop_assert!((dot_i8_neon(&q, &x) - generic::dot_i8(&q, &x)).abs() <= 1e-5 * qs);
         }
     }
 }

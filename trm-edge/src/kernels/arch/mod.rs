@@ -1,13 +1,21 @@
-//! The seam for SIMD: per-architecture dot products, chosen at compile time by
-//! `cfg(target_feature)` (runtime detection needs `std`).
+//! The seam for SIMD: per-architecture kernels, chosen **at run time** on x86_64 (no `std`
+//! needed) and at compile time elsewhere.
 //!
-//! `unsafe` lives only below this module. Each architecture module provides `dot_f32` and
-//! `dot_i8` with the contract of [`super::generic`]; anything it does not provide falls back to
-//! the generic kernel. Selection:
-//! - x86_64 with `avx2` and `fma` enabled at build time (`-C target-cpu=native`, `x86-64-v3`):
-//!   [`x86_64`] kernels;
-//! - little-endian aarch64 (NEON is baseline): [`aarch64`] kernels;
-//! - everything else (Cortex-M, baseline x86_64): the generic kernels.
+//! `unsafe` lives only below this module. Every function re-exported here has the contract of
+//! the [`super::generic`] function of the same name (only the summation order differs).
+//! Selection:
+//! - x86_64: [`x86_64`] detects AVX2, FMA and F16C once with `CPUID`/`XGETBV` (cached in an
+//!   atomic) and uses the AVX2 + FMA kernels for f32 and int8 weights and the F16C kernels for
+//!   f16 weights where the CPU and OS support them; a default `cargo build` gets them;
+//! - little-endian aarch64 (NEON is baseline): [`aarch64`] kernels for f32 and int8;
+//! - everything else (Cortex-M, …): the generic kernels.
+//!
+//! [`set_simd`]`(false)` forces the generic kernels everywhere (tests, benchmarks).
+
+#![allow(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(all(
     target_arch = "aarch64",
@@ -16,56 +24,76 @@
 ))]
 pub mod aarch64;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+/// Whether SIMD kernels may be used (default `true`).
+static SIMD: AtomicBool = AtomicBool::new(true);
+
+/// Allows (`true`, the default) or forbids (`false`) the SIMD kernels process-wide; with
+/// `false` every product runs the scalar [`super::generic`] kernels, so that both paths can be
+/// compared and timed in one binary. Takes effect for the next kernel call on every thread.
+pub fn set_simd(enabled: bool) {
+    SIMD.store(enabled, Ordering::Relaxed);
+}
+
+/// The setting of [`set_simd`] (not whether the CPU has SIMD: see [`kernel_set`]).
+pub fn simd_enabled() -> bool {
+    SIMD.load(Ordering::Relaxed)
+}
+
+/// [`simd_enabled`], for the architecture modules.
 #[cfg_attr(
-    not(all(target_feature = "avx2", target_feature = "fma")),
+    not(any(
+        target_arch = "x86_64",
+        all(
+            target_arch = "aarch64",
+            target_endian = "little",
+            target_feature = "neon"
+        )
+    )),
     allow(dead_code)
 )]
-pub mod x86_64;
+pub(crate) fn simd_allowed() -> bool {
+    SIMD.load(Ordering::Relaxed)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, matvec_i8};
 
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
     target_feature = "neon"
 ))]
-pub use aarch64::{dot_f32, dot_i8};
+pub use super::generic::{dot_f16, matvec_f16};
 #[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_feature = "neon"
 ))]
-pub use x86_64::{dot_f32, dot_i8};
+pub use aarch64::{dot_f32, dot_i8, kernel_set, matvec_f32, matvec_i8};
 
 #[cfg(not(any(
+    target_arch = "x86_64",
     all(
         target_arch = "aarch64",
         target_endian = "little",
         target_feature = "neon"
-    ),
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
     ),
 )))]
-pub use super::generic::{dot_f32, dot_i8};
+pub use super::generic::{dot_f16, dot_f32, dot_i8, matvec_f16, matvec_f32, matvec_i8};
 
-pub use super::generic::{dot, dot_f16};
-
-/// Name of the kernel set this build uses (`"avx2+fma"`, `"neon"` or `"generic"`).
-pub const fn kernel_set() -> &'static str {
-    if cfg!(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )) {
-        "avx2+fma"
-    } else if cfg!(all(
+/// Name of the kernel set in use: always `"generic"` on this architecture.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(
         target_arch = "aarch64",
         target_endian = "little",
         target_feature = "neon"
-    )) {
-        "neon"
-    } else {
-        "generic"
-    }
+    ),
+)))]
+pub fn kernel_set() -> &'static str {
+    "generic"
 }
+
+pub use super::generic::dot;

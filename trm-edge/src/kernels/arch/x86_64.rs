@@ -1,139 +1,494 @@
-//! AVX2 + FMA dot products for x86_64.
+//! AVX2 + FMA (+ F16C) kernels for x86_64 and their runtime dispatch, without `std`.
 //!
-//! The kernels are compiled on every x86_64 build (`#[target_feature]`), but the crate only
-//! calls them when the build enables `avx2` and `fma` statically (e.g.
-//! `RUSTFLAGS="-C target-cpu=native"`): runtime detection needs `std`. The tests compare them
-//! with the generic kernels whenever the host CPU has the features.
+//! The kernels are compiled on every x86_64 build (`#[target_feature]`) and chosen at run
+//! time: [`features`] executes `CPUID` and `XGETBV` once (the result is cached in an atomic),
+//! and every public function here checks the cached bits before calling a kernel, falling back
+//! to [`generic`] otherwise. A build that enables the features statically (e.g.
+//! `-C target-cpu=native`) skips the `CPUID` probe for them.
+//!
+//! Safety argument, used by every `// SAFETY:` comment below: a `#[target_feature]` kernel is
+//! only called after [`avx2_fma`] (or [`avx2_fma_f16c`]) returned `true`, which means `CPUID`
+//! reported the instruction sets **and** `XCR0` shows that the operating system saves the YMM
+//! registers (so AVX instructions do not fault), or the build enables the features for every
+//! CPU it may run on.
 
 use core::arch::x86_64::{
-    __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64, _mm_movehl_ps, _mm_shuffle_ps,
-    _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps,
-    _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+    __cpuid, __cpuid_count, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64,
+    _mm_loadu_si128, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128,
+    _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _xgetbv,
 };
+use core::sync::atomic::{AtomicU8, Ordering};
 
+use super::simd_allowed;
 use crate::kernels::generic;
 
-/// Horizontal sum of the four accumulators.
+/// Bit of [`FEATURES`]: detection has run.
+const DETECTED: u8 = 1;
+/// Bit of [`FEATURES`]: AVX2 and FMA usable (CPU support and OS-enabled YMM state).
+const AVX2_FMA: u8 = 2;
+/// Bit of [`FEATURES`]: F16C usable as well (only set together with [`AVX2_FMA`]).
+const F16C: u8 = 4;
+
+/// Cached result of [`detect`]; 0 until the first query.
+static FEATURES: AtomicU8 = AtomicU8::new(0);
+
+/// `XGETBV(0)`: the XCR0 register (which register states the OS saves on context switch).
+#[target_feature(enable = "xsave")]
+fn xcr0() -> u64 {
+    // SAFETY: XCR0 (index 0) always exists; `xsave` is enabled on this function and callers
+    // only call it after CPUID reported OSXSAVE (the OS has enabled XGETBV).
+    unsafe { _xgetbv(0) }
+}
+
+/// Probes the CPU and the OS: returns the [`AVX2_FMA`] / [`F16C`] bits (plus [`DETECTED`]).
+fn detect() -> u8 {
+    let mut bits = DETECTED;
+    if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        bits |= AVX2_FMA;
+        if cfg!(target_feature = "f16c") {
+            bits |= F16C;
+        }
+    }
+    if cfg!(target_env = "sgx") {
+        // No CPUID inside an enclave: only the static features.
+        return bits;
+    }
+    let max_leaf = __cpuid(0).eax;
+    if max_leaf < 7 {
+        return bits;
+    }
+    let ecx1 = __cpuid_count(1, 0).ecx;
+    let (fma, osxsave, avx, f16c) = (
+        ecx1 & (1 << 12) != 0,
+        ecx1 & (1 << 27) != 0,
+        ecx1 & (1 << 28) != 0,
+        ecx1 & (1 << 29) != 0,
+    );
+    if !(osxsave && avx) {
+        return bits;
+    }
+    // SAFETY: CPUID.1:ECX.OSXSAVE[bit 27] is set (checked just above), so the CPU has XGETBV
+    // and the OS has enabled it; `xcr0` only reads register 0.
+    let xcr0 = unsafe { xcr0() };
+    // Bit 1: SSE (XMM) state, bit 2: AVX (upper YMM) state.
+    if xcr0 & 0b110 != 0b110 {
+        return bits;
+    }
+    let avx2 = __cpuid_count(7, 0).ebx & (1 << 5) != 0;
+    if avx2 && fma {
+        bits |= AVX2_FMA;
+        if f16c {
+            bits |= F16C;
+        }
+    }
+    bits
+}
+
+/// The detected feature bits (runs [`detect`] on the first call, then reads the cache).
+fn features() -> u8 {
+    let cached = FEATURES.load(Ordering::Relaxed);
+    if cached & DETECTED != 0 {
+        return cached;
+    }
+    // Concurrent first calls may both detect; they store the same value.
+    let bits = detect();
+    FEATURES.store(bits, Ordering::Relaxed);
+    bits
+}
+
+/// Whether this CPU (and OS) can run the AVX2 + FMA kernels, ignoring [`super::set_simd`].
+pub fn cpu_has_avx2_fma() -> bool {
+    features() & AVX2_FMA != 0
+}
+
+/// Whether this CPU (and OS) can run the AVX2 + FMA + F16C kernels, ignoring
+/// [`super::set_simd`].
+pub fn cpu_has_avx2_fma_f16c() -> bool {
+    features() & (AVX2_FMA | F16C) == AVX2_FMA | F16C
+}
+
+/// AVX2 + FMA kernels usable and allowed.
+fn avx2_fma() -> bool {
+    simd_allowed() && cpu_has_avx2_fma()
+}
+
+/// AVX2 + FMA + F16C kernels usable and allowed.
+fn avx2_fma_f16c() -> bool {
+    simd_allowed() && cpu_has_avx2_fma_f16c()
+}
+
+/// Name of the kernel set the dispatcher uses now.
+pub fn kernel_set() -> &'static str {
+    if avx2_fma_f16c() {
+        "avx2+fma+f16c"
+    } else if avx2_fma() {
+        "avx2+fma"
+    } else {
+        "generic"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels. Contract of each: that of the `generic` function of the same name (different
+// summation order). Loads are unaligned (`loadu`, `loadl`), so any slice address works.
+
+/// Horizontal sum of two accumulators.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
-fn hsum(a: [__m256; 4]) -> f32 {
-    let [a0, a1, a2, a3] = a;
-    let s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+fn hsum2(a: __m256, b: __m256) -> f32 {
+    let s = _mm256_add_ps(a, b);
     let v = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
     let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
 }
 
-/// AVX2/FMA version of [`generic::dot_f32`] (same contract, different summation order).
+/// Horizontal sum of four accumulators.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn dot_f32_avx2(w: &[u8], x: &[f32]) -> f32 {
-    let n = (w.len() / 4).min(x.len());
-    let blocks = n / 32;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    for b in 0..blocks {
-        for (j, a) in acc.iter_mut().enumerate() {
-            let i = b * 32 + j * 8;
-            // SAFETY: i + 8 <= blocks·32 <= n, and w holds >= 4n bytes, x >= n floats, so both
-            // 32-byte loads are in bounds; `loadu` has no alignment requirement.
-            let (wv, xv) = unsafe {
-                (
-                    _mm256_loadu_ps(wp.add(4 * i).cast::<f32>()),
-                    _mm256_loadu_ps(xp.add(i)),
-                )
-            };
-            *a = _mm256_fmadd_ps(wv, xv, *a);
-        }
-    }
-    let done = blocks * 32;
-    let tail = generic::dot_f32(
-        w.get(4 * done..).unwrap_or(&[]),
-        x.get(done..n).unwrap_or(&[]),
-    );
-    hsum(acc) + tail
+fn hsum4(a: [__m256; 4]) -> f32 {
+    let [a0, a1, a2, a3] = a;
+    hsum2(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))
 }
 
-/// AVX2/FMA version of [`generic::dot_i8`] (same contract, different summation order).
+/// Eight f32 weights from `p`.
+///
+/// # Safety
+/// `p .. p + 32` must be readable.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn dot_i8_avx2(q: &[u8], x: &[f32]) -> f32 {
-    let n = q.len().min(x.len());
-    let blocks = n / 32;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let (qp, xp) = (q.as_ptr(), x.as_ptr());
-    for b in 0..blocks {
-        for (j, a) in acc.iter_mut().enumerate() {
-            let i = b * 32 + j * 8;
-            // SAFETY: i + 8 <= n <= q.len(), x.len(): the 8-byte load of q and the 8-float load
-            // of x are in bounds; both intrinsics accept unaligned addresses.
-            let (qv, xv) = unsafe {
-                (
-                    _mm_loadl_epi64(qp.add(i).cast()),
-                    _mm256_loadu_ps(xp.add(i)),
-                )
-            };
-            let wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qv));
-            *a = _mm256_fmadd_ps(wv, xv, *a);
-        }
-    }
-    let done = blocks * 32;
-    let tail = generic::dot_i8(q.get(done..).unwrap_or(&[]), x.get(done..n).unwrap_or(&[]));
-    hsum(acc) + tail
+unsafe fn load_f32(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 32 readable bytes; `loadu` needs no alignment; AVX is
+    // enabled on this function and it is only reached from AVX2 kernels (see module docs).
+    unsafe { _mm256_loadu_ps(p.cast::<f32>()) }
 }
 
-/// Dispatch target when the build enables AVX2 and FMA.
-#[cfg(all(target_feature = "avx2", target_feature = "fma"))]
+/// Eight int8 weights from `p`, widened to f32.
+///
+/// # Safety
+/// `p .. p + 8` must be readable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_i8(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable bytes; `loadl_epi64` needs no alignment; the
+    // function is only reached from AVX2 kernels (see module docs).
+    let q = unsafe { _mm_loadl_epi64(p.cast()) };
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))
+}
+
+/// Eight binary16 weights from `p`, converted exactly to f32 (`vcvtph2ps`).
+///
+/// # Safety
+/// `p .. p + 16` must be readable.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load_f16(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 16 readable bytes; `loadu_si128` needs no alignment; the
+    // function is only reached from F16C kernels (see module docs).
+    let h = unsafe { _mm_loadu_si128(p.cast()) };
+    _mm256_cvtph_ps(h)
+}
+
+/// Eight activations `x[i .. i + 8]`.
+///
+/// # Safety
+/// `i + 8 <= x.len()`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_x(x: &[f32], i: usize) -> __m256 {
+    // SAFETY: the caller guarantees `i + 8 <= x.len()`; `loadu` needs no alignment.
+    unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) }
+}
+
+/// Generates a single-row dot product and a four-row matrix-vector product for one weight
+/// encoding: `$load` reads eight weights, `$size` bytes per weight, `$generic_dot` handles
+/// the tail columns.
+macro_rules! kernels {
+    ($feat:literal, $load:ident, $size:literal, $dot:ident, $matvec:ident, $generic_dot:path) => {
+        /// AVX2 dot product of one little-endian weight row with `x` (same contract as the
+        /// generic kernel of that encoding; `n = min(weights in w, x.len())`).
+        #[target_feature(enable = $feat)]
+        pub(crate) fn $dot(w: &[u8], x: &[f32]) -> f32 {
+            let n = (w.len() / $size).min(x.len());
+            let blocks = n / 32;
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let wp = w.as_ptr();
+            for b in 0..blocks {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let i = b * 32 + j * 8;
+                    // SAFETY: i + 8 <= blocks·32 <= n, w holds >= n·size bytes and x >= n
+                    // floats, so both loads are in bounds; the features of `$feat` are enabled
+                    // here and this kernel is only called after detection (module docs).
+                    let (wv, xv) = unsafe { ($load(wp.add($size * i)), load_x(x, i)) };
+                    *a = _mm256_fmadd_ps(wv, xv, *a);
+                }
+            }
+            let done = blocks * 32;
+            let tail = $generic_dot(
+                w.get($size * done..).unwrap_or(&[]),
+                x.get(done..n).unwrap_or(&[]),
+            );
+            hsum4(acc) + tail
+        }
+
+        /// AVX2 `y[r] = Σ_c W[r, c]·x[c]` for `W` `[rows, cols]` (contract of the generic
+        /// matvec of that encoding), four rows at a time so that each activation load feeds
+        /// four FMAs.
+        #[target_feature(enable = $feat)]
+        pub(crate) fn $matvec(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+            let Some(row_bytes) = cols.checked_mul($size).filter(|&b| b > 0) else {
+                return;
+            };
+            let n = cols.min(x.len());
+            let blocks = n / 16;
+            let done = blocks * 16;
+            let xt = x.get(done..n).unwrap_or(&[]);
+            let quads = w.chunks_exact(4 * row_bytes).zip(y.chunks_exact_mut(4));
+            let quad_rows = 4 * quads.len();
+            for (wq, yq) in quads {
+                let p = wq.as_ptr();
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for b in 0..blocks {
+                    let i = b * 16;
+                    // SAFETY: i + 16 <= n <= x.len() and, for rows r < 4, the 16 weights at
+                    // byte r·row_bytes + i·size lie inside row r of `wq` (i + 16 <= n <= cols);
+                    // the features of `$feat` are enabled here and this kernel is only called
+                    // after detection (module docs).
+                    unsafe {
+                        let (x0, x1) = (load_x(x, i), load_x(x, i + 8));
+                        for (r, pair) in acc.chunks_exact_mut(2).enumerate() {
+                            let at = p.add(r * row_bytes + $size * i);
+                            pair[0] = _mm256_fmadd_ps($load(at), x0, pair[0]);
+                            pair[1] = _mm256_fmadd_ps($load(at.add($size * 8)), x1, pair[1]);
+                        }
+                    }
+                }
+                for ((row, pair), out) in
+                    wq.chunks_exact(row_bytes).zip(acc.chunks_exact(2)).zip(yq)
+                {
+                    let tail = $generic_dot(row.get($size * done..).unwrap_or(&[]), xt);
+                    *out = hsum2(pair[0], pair[1]) + tail;
+                }
+            }
+            let rest = w.get(quad_rows * row_bytes..).unwrap_or(&[]);
+            let y_rest = y.get_mut(quad_rows..).unwrap_or(&mut []);
+            for (row, out) in rest.chunks_exact(row_bytes).zip(y_rest) {
+                *out = $dot(row, x);
+            }
+        }
+    };
+}
+
+kernels!(
+    "avx2,fma",
+    load_f32,
+    4,
+    dot_f32_avx2,
+    matvec_f32_avx2,
+    generic::dot_f32
+);
+kernels!(
+    "avx2,fma",
+    load_i8,
+    1,
+    dot_i8_avx2,
+    matvec_i8_avx2,
+    generic::dot_i8
+);
+kernels!(
+    "avx2,fma,f16c",
+    load_f16,
+    2,
+    dot_f16_f16c,
+    matvec_f16_f16c,
+    generic::dot_f16
+);
+
+// ---------------------------------------------------------------------------------------------
+// Dispatchers (safe): kernel when detected and allowed, generic otherwise.
+
+/// [`generic::dot_f32`], with AVX2 + FMA when available.
 pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
-    // SAFETY: the crate is compiled with avx2 and fma enabled (checked by the cfg above), so
-    // every CPU running this code has them.
-    unsafe { dot_f32_avx2(w, x) }
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: CPUID reported AVX2 and FMA and XCR0 shows YMM state
+        // enabled by the OS (or the build enables both for every target CPU).
+        unsafe { dot_f32_avx2(w, x) }
+    } else {
+        generic::dot_f32(w, x)
+    }
 }
 
-/// Dispatch target when the build enables AVX2 and FMA.
-#[cfg(all(target_feature = "avx2", target_feature = "fma"))]
+/// [`generic::dot_i8`], with AVX2 + FMA when available.
 pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
-    // SAFETY: as in `dot_f32`: avx2 and fma are statically enabled for this build.
-    unsafe { dot_i8_avx2(q, x) }
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { dot_i8_avx2(q, x) }
+    } else {
+        generic::dot_i8(q, x)
+    }
+}
+
+/// [`generic::dot_f16`], with AVX2 + FMA + F16C when available.
+pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    if avx2_fma_f16c() {
+        // SAFETY: `avx2_fma_f16c()` is true: AVX2, FMA, F16C and OS-enabled YMM state were
+        // detected.
+        unsafe { dot_f16_f16c(w, x) }
+    } else {
+        generic::dot_f16(w, x)
+    }
+}
+
+/// [`generic::matvec_f32`], with AVX2 + FMA when available.
+pub fn matvec_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { matvec_f32_avx2(w, cols, x, y) }
+    } else {
+        generic::matvec_f32(w, cols, x, y)
+    }
+}
+
+/// [`generic::matvec_i8`], with AVX2 + FMA when available.
+pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { matvec_i8_avx2(q, cols, x, y) }
+    } else {
+        generic::matvec_i8(q, cols, x, y)
+    }
+}
+
+/// [`generic::matvec_f16`], with AVX2 + FMA + F16C when available.
+pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma_f16c() {
+        // SAFETY: `avx2_fma_f16c()` is true: AVX2, FMA, F16C and OS-enabled YMM state were
+        // detected.
+        unsafe { matvec_f16_f16c(w, cols, x, y) }
+    } else {
+        generic::matvec_f16(w, cols, x, y)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::f16::f32_to_f16;
     use proptest::prelude::*;
     use std::vec::Vec;
 
-    fn has_avx2_fma() -> bool {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-
+    /// `|a − b| <= 1e-5 · max(1, Σ|w·x|)` (f32 reassociation bound with margin).
     fn close(a: f32, b: f32, scale: f32) -> bool {
         (a - b).abs() <= 1e-5 * scale.max(1.0)
     }
 
+    /// `bytes` copied behind `offset` filler bytes, so the returned range starts misaligned.
+    fn shifted(bytes: &[u8], offset: usize) -> Vec<u8> {
+        let mut v = std::vec![0xa5u8; offset];
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    #[test]
+    fn detection_agrees_with_std() {
+        let std_avx2_fma =
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        assert_eq!(cpu_has_avx2_fma(), std_avx2_fma);
+        assert_eq!(
+            cpu_has_avx2_fma_f16c(),
+            std_avx2_fma && std::is_x86_feature_detected!("f16c")
+        );
+        // Cached: a second query gives the same bits.
+        assert_eq!(features(), features());
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn avx2_matches_generic(
-            w in proptest::collection::vec(-2f32..2.0, 0..300),
-            x in proptest::collection::vec(-2f32..2.0, 0..300),
-            q in proptest::collection::vec(any::<u8>(), 0..300),
-            offset in 0usize..4,
+        fn simd_dots_match_generic(
+            v in proptest::collection::vec((-2f32..2.0, -2f32..2.0, any::<u8>()), 0..300),
+            x_extra in 0usize..5,
+            w_off in 0usize..8,
+            x_off in 0usize..4,
         ) {
-            if !has_avx2_fma() {
+            if !cpu_has_avx2_fma_f16c() {
                 return Ok(());
             }
-            // Misalign the weight bytes on purpose.
-            let mut wb: Vec<u8> = std::vec![0u8; offset];
-            wb.extend(w.iter().flat_map(|v| v.to_le_bytes()));
-            let wb = &wb[offset..];
-            let scale: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
-            // SAFETY: the CPU has avx2 and fma (checked just above).
-            let fast = unsafe { dot_f32_avx2(wb, &x) };
-            prop_assert!(close(fast, generic::dot_f32(wb, &x), scale));
-            let qscale: f32 = q.iter().zip(&x).map(|(&a, b)| (f32::from(a as i8) * b).abs()).sum();
-            let mut qb: Vec<u8> = std::vec![0u8; offset];
-            qb.extend(&q);
-            let qb = &qb[offset..];
-            // SAFETY: as above.
-            let fast = unsafe { dot_i8_avx2(qb, &x) };
-            prop_assert!(close(fast, generic::dot_i8(qb, &x), qscale));
+            // Misaligned weight bytes (offset 0..8) and activations (offset 0..4 floats), and
+            // an x longer than the row (extra elements must be ignored).
+            let xs: Vec<f32> = (0..x_off)
+                .map(|i| i as f32)
+                .chain(v.iter().map(|t| t.1))
+                .chain((0..x_extra).map(|i| 100.0 + i as f32))
+                .collect();
+            let x = &xs[x_off..];
+            let wf: Vec<u8> = v.iter().flat_map(|t| t.0.to_le_bytes()).collect();
+            let wh: Vec<u8> = v.iter().flat_map(|t| f32_to_f16(t.0).to_le_bytes()).collect();
+            let wq: Vec<u8> = v.iter().map(|t| t.2).collect();
+            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
+            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            let scale: f32 = v.iter().map(|t| (t.0 * t.1).abs()).sum();
+            let qscale: f32 = v.iter().map(|t| (f32::from(t.2 as i8) * t.1).abs()).sum();
+            // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
+            // (`cpu_has_avx2_fma_f16c()` checked above); the kernels take safe slices.
+            let (f, h, q) = unsafe { (dot_f32_avx2(wf, x), dot_f16_f16c(wh, x), dot_i8_avx2(wq, x)) };
+            prop_assert!(close(f, generic::dot_f32(wf, x), scale));
+            prop_assert!(close(h, generic::dot_f16(wh, x), scale));
+            prop_assert!(close(q, generic::dot_i8(wq, x), qscale));
+        }
+
+        #[test]
+        fn simd_matvecs_match_generic(
+            rows in 0usize..11,
+            cols in 1usize..70,
+            seed in any::<u64>(),
+            w_off in 0usize..8,
+            x_off in 0usize..4,
+            y_short in 0usize..3,
+        ) {
+            if !cpu_has_avx2_fma_f16c() {
+                return Ok(());
+            }
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
+            let xs: Vec<f32> = (0..x_off + cols).map(|_| next()).collect();
+            let x = &xs[x_off..];
+            let wf: Vec<u8> = w.iter().flat_map(|a| a.to_le_bytes()).collect();
+            let wh: Vec<u8> = w.iter().flat_map(|a| f32_to_f16(*a).to_le_bytes()).collect();
+            let wq: Vec<u8> = w.iter().map(|a| (a * 60.0) as i8 as u8).collect();
+            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
+            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            // A shorter y truncates; the untouched tail must stay as it was.
+            let ylen = rows.saturating_sub(y_short);
+            let tol = 1e-5 * cols as f32 * 2.0;
+            for (which, bytes) in [(0, wf), (1, wh), (2, wq)] {
+                let mut fast = std::vec![7.0f32; ylen];
+                let mut slow = std::vec![7.0f32; ylen];
+                // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
+                // (`cpu_has_avx2_fma_f16c()` checked above).
+                unsafe {
+                    match which {
+                        0 => matvec_f32_avx2(bytes, cols, x, &mut fast),
+                        1 => matvec_f16_f16c(bytes, cols, x, &mut fast),
+                        _ => matvec_i8_avx2(bytes, cols, x, &mut fast),
+                    }
+                }
+                match which {
+                    0 => generic::matvec_f32(bytes, cols, x, &mut slow),
+                    1 => generic::matvec_f16(bytes, cols, x, &mut slow),
+                    _ => generic::matvec_i8(bytes, cols, x, &mut slow),
+                }
+                let scale = if which == 2 { 127.0 } else { 1.0 };
+                for (a, b) in fast.iter().zip(&slow) {
+                    prop_assert!((a - b).abs() <= tol * scale, "{which}: {a} vs {b}");
+                }
+            }
         }
     }
 }
