@@ -274,3 +274,43 @@ fn eval_prints_the_budget_table_and_writes_the_charts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint.safetensors"));
 }
+
+/// A few training steps of the tiny config on burn-wgpu (lavapipe in CI: software Vulkan),
+/// against the same steps on burn-ndarray. Built with `--features wgpu`, run with
+/// `TRM_TEST_WGPU=1` (`.ci/run` does both).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_training_steps_match_ndarray() {
+    if std::env::var("TRM_TEST_WGPU").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: set TRM_TEST_WGPU=1 to train on burn-wgpu");
+        return;
+    }
+    let root = scratch("wgpu_train");
+    let cache = root.join("cache");
+    let cpu = run(tiny(&cache, 3), &root.join("cpu"), false);
+    let config = tiny(&cache, 3)
+        .with_overrides(&["backend=wgpu".into()])
+        .unwrap();
+    let gpu = run(config, &root.join("wgpu"), false);
+    assert_eq!(gpu.step, 3);
+    let lines = |d: &str| MetricsLog::read(&root.join(d).join(METRICS_FILE)).unwrap();
+    let (a, b) = (lines("cpu"), lines("wgpu"));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let (tx, ty) = (x.train.unwrap(), y.train.unwrap());
+        // f32 on wgpu (no f64 in WGSL) against f64 losses on the CPU, after 1–3 updates.
+        let rel = (tx.loss - ty.loss).abs() / tx.loss.abs();
+        assert!(
+            rel < 1e-3,
+            "step {}: loss {} vs {}",
+            x.step,
+            tx.loss,
+            ty.loss
+        );
+    }
+    let (ec, eg) = (cpu.eval.unwrap(), gpu.eval.unwrap());
+    assert!(
+        (ec.cell_accuracy - eg.cell_accuracy).abs() < 0.02,
+        "{ec:?} vs {eg:?}"
+    );
+}

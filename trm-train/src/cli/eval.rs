@@ -15,7 +15,7 @@ use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::data::{load_dataset, read_pairs};
 use crate::train::metrics::{METRICS_FILE, MetricsLog};
 use crate::train::plots::{BUDGET_PNG, LEARNING_CURVES_PNG, budget_chart, learning_curves};
-use crate::train::run::{CONFIG_FILE, load_state, train_device};
+use crate::train::run::{CONFIG_FILE, device_for, load_state};
 
 /// Which weights of the checkpoint to evaluate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -65,7 +65,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     let cfg = TrainConfig::read(&dir.join(CONFIG_FILE))
         .with_context(|| format!("{} is not a run directory", dir.display()))?;
-    let state = load_state(dir, &cfg, &train_device())?;
+    let state = load_state(dir, &cfg, &device_for(cfg.backend)?)?;
     let model = match args.weights {
         Weights::Ema => state.eval_model(),
         Weights::Raw => state.model.clone(),

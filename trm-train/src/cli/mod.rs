@@ -5,11 +5,13 @@
 //! trm-train data check FILE
 //! trm-train train [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
 //! trm-train eval --checkpoint DIR [--data FILE] [--max-steps N] [--count N]
+//! trm-train export (--checkpoint DIR | --official FILE.safetensors) --dtype f32|f16|int8 --out FILE
 //! trm-train            # the default run: `train` with configs/cpu-default.toml
 //! ```
 
 mod data;
 mod eval;
+mod export;
 mod train;
 
 use std::process::ExitCode;
@@ -38,6 +40,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate a run: accuracy per supervision-step budget (table + PNG), learning curves.
     Eval(eval::EvalArgs),
+    /// Pack a run's weights (EMA by default) or an official state dict into a trm-edge model file.
+    Export(export::ExportArgs),
 }
 
 /// Parses the process arguments and runs the command; the exit code is the process's.
@@ -55,6 +59,7 @@ pub fn run() -> ExitCode {
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Train(args)) => train::run(args, cli.threads.is_some()),
         Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Export(args)) => export::run(args),
         None => train::run(train::TrainArgs::default(), cli.threads.is_some()),
     };
     result.unwrap_or_else(|e| {

@@ -55,14 +55,25 @@ pub fn stablemax_s<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.add_scalar(1.0).mask_where(neg, s_neg)
 }
 
+/// The dtype of the loss on `device`: f64 as the official code, or f32 on devices without
+/// f64 (wgpu: WGSL has no 64-bit floats).
+pub fn loss_dtype(device: &burn::tensor::Device) -> FloatDType {
+    if device.supports_dtype(DType::F64) {
+        FloatDType::F64
+    } else {
+        FloatDType::F32
+    }
+}
+
 /// Per-cell stable-max cross-entropy, computed in **f64** as the official
-/// `stablemax_cross_entropy` (logits cast to float64); ignored cells give 0.
+/// `stablemax_cross_entropy` (logits cast to float64; f32 where the device has no f64, see
+/// [`loss_dtype`]); ignored cells give 0.
 ///
 /// # Shapes
 /// - `logits`: `[B, L, V]` (f32), `labels`: `[B, L]` → `[B, L]` (f64)
 pub fn stablemax_cross_entropy(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<2> {
     let [b, l, _] = logits.dims();
-    let x = logits.cast(FloatDType::F64);
+    let x = logits.clone().cast(loss_dtype(&logits.device()));
     let s = stablemax_s(x);
     let logp = s.clone().div(s.sum_dim(2)).log();
     let mask = labels.clone().not_equal_elem(IGNORE_LABEL_ID);
@@ -144,7 +155,11 @@ pub fn act_loss(logits: Tensor<3>, q_halt: Tensor<1>, carry: &Carry) -> LossOutp
     let labels_t = carry.current.labels_tensor(&device);
     let per_cell = stablemax_cross_entropy(logits, labels_t);
     let divisor: Vec<f64> = counts.iter().map(|&c| c.max(1) as f64).collect();
-    let divisor = Tensor::<2>::from_data(TensorData::new(divisor, [b, 1]), (&device, DType::F64));
+    let wide = loss_dtype(&device);
+    let divisor = Tensor::<2>::from_data(
+        TensorData::new(divisor, [b, 1]).convert_dtype(wide.into()),
+        (&device, DType::from(wide)),
+    );
     let lm_loss = per_cell.div(divisor).sum();
 
     let target: Vec<f32> = seq_ok.iter().map(|&ok| ok as u8 as f32).collect();
@@ -152,7 +167,7 @@ pub fn act_loss(logits: Tensor<3>, q_halt: Tensor<1>, carry: &Carry) -> LossOutp
     let q_halt_loss = bce_with_logits_sum(q_halt, target);
     let loss = lm_loss
         .clone()
-        .add(q_halt_loss.clone().cast(FloatDType::F64).mul_scalar(0.5));
+        .add(q_halt_loss.clone().cast(wide).mul_scalar(0.5));
 
     let mut m = Metrics {
         lm_loss: lm_loss.without_autodiff().into_scalar::<f64>(),

@@ -24,6 +24,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads (0 = all cores; `--threads` on the command line takes precedence).
     pub threads: usize,
+    /// Compute backend: `"ndarray"` (CPU, default), `"wgpu"` or `"cuda"` (cargo features of
+    /// the same names).
+    pub backend: Backend,
     /// Wall-clock budget of one invocation in minutes (0 = none); when it is spent the run
     /// evaluates, writes its checkpoint and stops (continue it with `--resume`).
     pub max_minutes: f64,
@@ -33,6 +36,19 @@ pub struct TrainConfig {
     pub data: DataSection,
     /// Optimisation, logging, evaluation and checkpoint intervals.
     pub train: TrainSection,
+}
+
+/// Where the model trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// burn-ndarray on the CPU (rayon threads, SIMD kernels).
+    #[default]
+    Ndarray,
+    /// burn-wgpu: Vulkan, Metal or DX12 (`--features wgpu`).
+    Wgpu,
+    /// burn-cuda: NVIDIA GPUs (`--features cuda`).
+    Cuda,
 }
 
 /// The model section: the fields of [`TrmConfig`] with TOML-friendly values
@@ -251,6 +267,7 @@ impl Default for TrainConfig {
             name: "trm".into(),
             seed: 0,
             threads: 0,
+            backend: Backend::Ndarray,
             max_minutes: 0.0,
             model: ModelSection::default(),
             data: DataSection::default(),

@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{CHECKPOINT_FILE, TrainState};
-use super::config::TrainConfig;
+use super::config::{Backend, TrainConfig};
 use super::data::{Sampler, load_dataset, rows};
 use super::metrics::{
     EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
@@ -29,8 +29,8 @@ use super::plots::{LEARNING_CURVES_PNG, learning_curves};
 use super::report::Reporter;
 use crate::dataset::Split;
 use crate::model::{
-    AdamAtan2Config, GradSource, LrSchedule, Mode, SafetensorsFile, SignSgdConfig, Trm, act_loss,
-    sign_sgd_step,
+    AdamAtan2Config, Batch, GradSource, LrSchedule, Metrics, Mode, SafetensorsFile, SignSgdConfig,
+    Trm, act_loss, sign_sgd_step,
 };
 
 /// File name of the resolved configuration inside a run directory.
@@ -55,7 +55,27 @@ pub fn train_device() -> Device {
     Device::ndarray().autodiff()
 }
 
-fn adam_config(c: &TrainConfig) -> AdamAtan2Config {
+/// The autodiff device of `backend`; an error when the binary was built without its feature.
+pub fn device_for(backend: Backend) -> Result<Device> {
+    match backend {
+        Backend::Ndarray => Ok(train_device()),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => Ok(Device::cuda(0).autodiff()),
+        #[allow(unreachable_patterns)]
+        other => {
+            let name = format!("{other:?}").to_lowercase();
+            bail!(
+                "backend = \"{name}\" needs a build with that feature: \
+                 cargo run -p trm-train --release --features {name} -- ..."
+            )
+        }
+    }
+}
+
+/// The AdamATan2 settings of `c`.
+pub fn adam_config(c: &TrainConfig) -> AdamAtan2Config {
     AdamAtan2Config::new()
         .with_weight_decay(c.train.weight_decay)
         .with_beta1(c.train.beta1)
@@ -84,7 +104,7 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     cfg.validate()?;
     let dir = &opts.run_dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let device = train_device();
+    let device = device_for(cfg.backend)?;
     let trm = cfg.trm()?;
 
     let mut state = if opts.resume {
@@ -139,7 +159,6 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     let schedule = LrSchedule::new(cfg.train.lr, total)
         .with_warmup_steps(cfg.train.warmup_steps)
         .with_min_ratio(cfg.train.lr_min_ratio);
-    let sgd = SignSgdConfig::new().with_weight_decay(cfg.train.puzzle_emb_weight_decay);
     let batch_size = cfg.train.global_batch_size;
     let mut sampler = Sampler::new(&data.train, cfg.seed, state.data);
     let budget_s = cfg.max_minutes * 60.0;
@@ -160,43 +179,19 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
         let step = state.step + 1;
         let lr = schedule.lr(step);
         let batch = sampler.next_batch(batch_size);
-        let carry = state
-            .carry
-            .take()
-            .unwrap_or_else(|| state.model.fresh_carry(&batch));
-        let (carry, out) = state
-            .model
-            .act_step(carry, &batch, Mode::Train, &mut state.rng);
-        let loss = act_loss(out.logits, out.q_halt, &carry);
-        let m = loss.metrics;
-        if !(m.lm_loss.is_finite() && m.q_halt_loss.is_finite()) {
-            reporter.finish();
-            let kept = kept_message(saved_step, dir);
-            bail!(
-                "the loss is not finite at step {step} (lm_loss {}, q_halt_loss {}): training \
-                 diverged and stopped; {kept}. Try a lower train.lr or a longer train.warmup_steps.",
-                m.lm_loss,
-                m.q_halt_loss
-            );
-        }
-        let grads = loss.loss.div_scalar(batch_size as f64).backward();
-        let local_grad = out.puzzle_emb_local.as_ref().and_then(|l| l.grad(&grads));
-        let puzzle_emb = state.model.puzzle_emb.clone();
-        let model = state
-            .opt
-            .step(lr, state.model.clone(), GradSource::Autodiff(&grads));
-        state.model = match (puzzle_emb, local_grad) {
-            (Some(pe), Some(g)) => {
-                let pe_lr = lr * cfg.train.puzzle_emb_lr / cfg.train.lr;
-                let ids = &carry.current.puzzle_identifiers;
-                model.with_puzzle_emb(sign_sgd_step(pe, g, ids, pe_lr, &sgd))
+        let m = match train_step(&mut state, &batch, lr, cfg) {
+            Ok(m) => m,
+            Err(m) => {
+                reporter.finish();
+                let kept = kept_message(saved_step, dir);
+                bail!(
+                    "the loss is not finite at step {step} (lm_loss {}, q_halt_loss {}): training \
+                     diverged and stopped; {kept}. Try a lower train.lr or a longer train.warmup_steps.",
+                    m.lm_loss,
+                    m.q_halt_loss
+                );
             }
-            _ => model,
         };
-        if let Some(ema) = &mut state.ema {
-            ema.update(&state.model);
-        }
-        state.carry = Some(carry);
         state.step = step;
         state.data = sampler.pos;
         let dt = t0.elapsed().as_secs_f64();
@@ -277,6 +272,54 @@ fn write_report(summary: &Summary) -> Result<()> {
     let plots = dir.join("plots");
     fs::create_dir_all(&plots)?;
     learning_curves(&lines, &plots.join(LEARNING_CURVES_PNG))
+}
+
+/// One optimiser step on the streaming batch (official `train_batch`): one ACT call (rows that
+/// halted take the rows of `batch`), stable-max + Q-halt loss over the global batch, backward
+/// through the last recursion process, AdamATan2 at `lr` on the weights, sign-SGD on the
+/// puzzle embedding, EMA update. Returns the step's metrics, or `Err` with them when the
+/// loss is not finite (the state's weights are then left as they were).
+pub fn train_step(
+    state: &mut TrainState,
+    batch: &Batch,
+    lr: f64,
+    cfg: &TrainConfig,
+) -> std::result::Result<Metrics, Metrics> {
+    let carry = state
+        .carry
+        .take()
+        .unwrap_or_else(|| state.model.fresh_carry(batch));
+    let (carry, out) = state
+        .model
+        .act_step(carry, batch, Mode::Train, &mut state.rng);
+    let loss = act_loss(out.logits, out.q_halt, &carry);
+    let m = loss.metrics;
+    if !(m.lm_loss.is_finite() && m.q_halt_loss.is_finite()) {
+        return Err(m);
+    }
+    let grads = loss
+        .loss
+        .div_scalar(cfg.train.global_batch_size as f64)
+        .backward();
+    let local_grad = out.puzzle_emb_local.as_ref().and_then(|l| l.grad(&grads));
+    let puzzle_emb = state.model.puzzle_emb.clone();
+    let model = state
+        .opt
+        .step(lr, state.model.clone(), GradSource::Autodiff(&grads));
+    state.model = match (puzzle_emb, local_grad) {
+        (Some(pe), Some(g)) => {
+            let sgd = SignSgdConfig::new().with_weight_decay(cfg.train.puzzle_emb_weight_decay);
+            let pe_lr = lr * cfg.train.puzzle_emb_lr / cfg.train.lr;
+            let ids = &carry.current.puzzle_identifiers;
+            model.with_puzzle_emb(sign_sgd_step(pe, g, ids, pe_lr, &sgd))
+        }
+        _ => model,
+    };
+    if let Some(ema) = &mut state.ema {
+        ema.update(&state.model);
+    }
+    state.carry = Some(carry);
+    Ok(m)
 }
 
 /// Writes the checkpoint unless the weights went non-finite (then the previous one, from
