@@ -1,19 +1,28 @@
 //! `cargo +nightly fuzz run model_from_bytes` (from `trm-edge/`): arbitrary bytes into the
 //! packed-model reader must give `Ok` or a typed error, never a panic; a file that passes
-//! validation must also run one supervision step without panicking.
+//! validation must also run without panicking: one supervision step on raw buffers and, for
+//! Sudoku-shaped models, one solver step.
+//!
+//! A mutated file almost always fails the CRC first, which would hide every later check from
+//! the fuzzer; so an input rejected only for its CRC is retried once with the computed CRC
+//! written in place (a copy), and the header, table and runtime are fuzzed behind it.
+//!
+//! Seeds: `cargo run -p trm-edge --example fuzz_seeds -- fuzz/corpus/model_from_bytes`.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trm_edge::format::Model;
+use trm_edge::format::{FormatError, Model};
+use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
+use trm_edge::sudoku::Grid;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(model) = Model::from_bytes(data) else {
-        return;
-    };
-    // Keep the step affordable: only small models run.
+/// Largest state `[S, D]` / scratch (f32 elements) a fuzz input may run with.
+const MAX_STATE: usize = 1 << 16;
+const MAX_SCRATCH: usize = 1 << 18;
+
+fn run(model: &Model<'_>) {
     let n = model.state_len();
-    if n > 1 << 16 || model.scratch_len() > 1 << 20 {
+    if n > MAX_STATE || model.scratch_len() > MAX_SCRATCH {
         return;
     }
     let mut x = vec![0f32; n];
@@ -25,4 +34,41 @@ fuzz_target!(|data: &[u8]| {
     let _ = model.embed_input(&tokens, 0, &mut x);
     let _ = model.reset_carry(&mut z_h, &mut z_l);
     let _ = model.step(&x, &mut z_h, &mut z_l, &mut logits, &mut scratch);
+    // One solver step (small arena only; non-Sudoku models give `NotSudoku`).
+    let mut arena = vec![0f32; Solver::arena_len(model)];
+    if let Ok(mut solver) = Solver::new(model, &mut arena) {
+        let opts = SolveOptions {
+            budget: 1,
+            policy: HaltPolicy::QCheck,
+            puzzle_id: 0,
+        };
+        let _ = solver.solve(&Grid::EMPTY, &opts);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    match Model::from_bytes(data) {
+        Ok(model) => run(&model),
+        Err(FormatError::CrcMismatch { computed, .. }) => {
+            // The header is present (CRC is checked after the length): patch the CRC.
+            let Some(len) = data
+                .get(16..20)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| u32::from_le_bytes(b) as usize)
+            else {
+                return;
+            };
+            let mut fixed = data.to_vec();
+            if let Some(crc) = len
+                .checked_sub(4)
+                .and_then(|at| fixed.get_mut(at..at + 4))
+            {
+                crc.copy_from_slice(&computed.to_le_bytes());
+                if let Ok(model) = Model::from_bytes(&fixed) {
+                    run(&model);
+                }
+            }
+        }
+        Err(_) => {}
+    }
 });
