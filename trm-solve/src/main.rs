@@ -1,0 +1,214 @@
+//! `trm-solve`: solves Sudoku files with a packed Tiny Recursive Model on the CPU.
+//!
+//! Exit codes: 0 every line solved; 1 some input lines were bad (reported on stderr, the rest
+//! solved; with `--strict` nothing is solved); 2 usage, model or I/O error.
+
+mod input;
+mod output;
+mod solve;
+
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use trm_edge::solver::{HaltPolicy, SolveOptions};
+
+use input::InputFormat;
+use output::{OutputFormat, Totals};
+use solve::ModelBytes;
+
+/// The model used when `--model` is not given, relative to the working directory.
+const DEFAULT_MODEL: &str = "models/sudoku-int8.trm";
+/// Puzzles solved (and written) per batch: bounds memory and keeps output streaming.
+const CHUNK: usize = 4096;
+/// Inputs with at least this many puzzles get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN: usize = 200;
+
+/// Solve Sudoku puzzles with a packed Tiny Recursive Model (CPU, all cores).
+///
+/// Exit codes: 0 ok; 1 some input lines were bad (reported on stderr with their line numbers,
+/// the others solved; with --strict the first is reported and nothing is solved); 2 usage,
+/// model or I/O error.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Packed model file [default: models/sudoku-int8.trm in the working directory]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Maximum supervision steps per puzzle [default: the model's halt_max_steps]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    budget: Option<u32>,
+    /// When to stop before the budget: full (never), q (q_halt > 0), check (the answer passes
+    /// the Sudoku check), q+check (either)
+    #[arg(long, value_enum, default_value = "full")]
+    halt: Halt,
+    /// Worker threads (0: one per core); the output never depends on it
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    /// Input format: auto detects the Sudoku-Extreme CSV header
+    #[arg(long, value_enum, default_value = "auto")]
+    input_format: InputFormat,
+    /// Stop at the first bad input line (exit 1) instead of skipping it
+    #[arg(long)]
+    strict: bool,
+    /// Use the scalar reference kernels only (bit-identical results on every architecture)
+    #[arg(long)]
+    no_simd: bool,
+    /// Puzzle file, or - for stdin (the default)
+    input: Option<PathBuf>,
+}
+
+/// `--halt` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Halt {
+    Full,
+    Q,
+    Check,
+    #[value(name = "q+check")]
+    QCheck,
+}
+
+impl From<Halt> for HaltPolicy {
+    fn from(h: Halt) -> Self {
+        match h {
+            Halt::Full => HaltPolicy::Full,
+            Halt::Q => HaltPolicy::Q,
+            Halt::Check => HaltPolicy::Check,
+            Halt::QCheck => HaltPolicy::QCheck,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn model_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(p) = &cli.model {
+        return Ok(p.clone());
+    }
+    let p = PathBuf::from(DEFAULT_MODEL);
+    if !p.is_file() {
+        bail!("no model given and {DEFAULT_MODEL} does not exist here: pass --model FILE");
+    }
+    Ok(p)
+}
+
+fn read_input(path: Option<&Path>) -> Result<String> {
+    let mut bytes = Vec::new();
+    match path {
+        None => io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading stdin")?,
+        Some(p) if p.as_os_str() == "-" => io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading stdin")?,
+        Some(p) => {
+            bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            bytes.len()
+        }
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let path = model_path(cli)?;
+    let bytes = ModelBytes::read(&path)?;
+    let model = bytes.model(&path)?;
+    trm_edge::kernels::arch::set_simd(!cli.no_simd);
+    let opts = SolveOptions {
+        budget: cli
+            .budget
+            .map_or(model.config().halt_max_steps, |b| b as usize),
+        policy: cli.halt.into(),
+        puzzle_id: 0,
+    };
+    let text = read_input(cli.input.as_deref())?;
+    let mut puzzles = Vec::new();
+    let mut bad = 0usize;
+    for entry in input::read(&text, cli.input_format) {
+        match entry {
+            Ok(p) => puzzles.push(p),
+            Err(b) => {
+                eprintln!("line {}: {}", b.line, b.reason);
+                bad += 1;
+                if cli.strict {
+                    eprintln!("stopped at the first bad line (--strict); nothing solved");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cli.threads)
+        .build()
+        .context("starting worker threads")?;
+    let bar = progress(puzzles.len());
+    let tick = || bar.inc(1);
+    let mut out = BufWriter::new(io::stdout().lock());
+    output::header(&mut out, cli.format)?;
+    let mut totals = Totals::default();
+    let start = Instant::now();
+    for chunk in puzzles.chunks(CHUNK) {
+        let solved = pool.install(|| solve::solve_all(&model, &opts, chunk, &tick))?;
+        for s in &solved {
+            output::write(&mut out, cli.format, s)?;
+            totals.add(s);
+        }
+        out.flush()?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    eprintln!(
+        "model: {} ({} kernels, {} threads, budget {}, halt {})",
+        path.display(),
+        trm_edge::kernels::arch::kernel_set(),
+        pool.current_num_threads(),
+        opts.budget,
+        cli.halt
+            .to_possible_value()
+            .map_or("?".into(), |v| v.get_name().to_string())
+    );
+    for line in totals.summary(seconds) {
+        eprintln!("{line}");
+    }
+    if bad > 0 {
+        eprintln!("bad lines: {bad} (skipped)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr for large inputs when it is a terminal; hidden otherwise.
+fn progress(n: usize) -> ProgressBar {
+    if n < PROGRESS_MIN || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} puzzles, {per_sec}, ETA {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,353 @@
+//! End-to-end tests of the `trm-solve` binary on small packed models.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use trm_edge::format::DType;
+
+/// Parses JSON-lines output.
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[test]
+fn bad_lines_are_reported_and_the_rest_solved() {
+    let dir = temp_dir("bad_lines");
+    let model = write(&dir, "m.trm", random_model(1, DType::I8));
+    let (q, a) = PAIRS[0];
+    let conflict = format!("11{}", &q[2..]);
+    let text = format!(
+        "{q}\n{}\n\n{q},{a}\n{}x\n{conflict}\n{q},{}\n{}\n",
+        &q[..80],
+        &q[..80],
+        PAIRS[1].1,
+        PAIRS[2].0
+    );
+    let input = write(&dir, "in.txt", &text);
+    let args = ["--model", model.to_str().unwrap(), input.to_str().unwrap()];
+    let o = run(&args);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    for (line, what) in [
+        (2, "80 characters"),
+        (5, "bad character 'x'"),
+        (6, "conflicting givens"),
+        (7, "solution does not solve it"),
+    ] {
+        assert!(err.contains(&format!("line {line}: ")), "{err}");
+        assert!(err.contains(what), "{what}: {err}");
+    }
+    assert!(
+        err.contains("puzzles: 3\n") && err.contains("bad lines: 4"),
+        "{err}"
+    );
+    assert_eq!(stdout(&o).lines().count(), 3);
+    let j = run(&[&args[..2], &["--format", "json"], &args[2..]].concat());
+    let lines: Vec<u64> = json_lines(&stdout(&j))
+        .iter()
+        .map(|v| v["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [1, 4, 8]);
+
+    let strict = run(&[&args[..], &["--strict"]].concat());
+    let err = stderr(&strict);
+    assert_eq!(code(&strict), 1);
+    assert!(
+        err.contains("line 2: ") && !err.contains("line 5: "),
+        "{err}"
+    );
+    assert!(strict.stdout.is_empty());
+}
+
+#[test]
+fn output_formats_agree() {
+    let dir = temp_dir("formats");
+    let model = write(&dir, "m.trm", random_model(2, DType::F16));
+    let text = format!("{}{}\n", pairs_file(), PAIRS[0].0);
+    let input = write(&dir, "in.txt", text);
+    let base = ["--model", model.to_str().unwrap(), input.to_str().unwrap()];
+    let fmt = |f: &str| {
+        let o = run(&[&base[..], &["--format", f]].concat());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        stdout(&o)
+    };
+    let text = fmt("text");
+    let json = json_lines(&fmt("json"));
+    let csv = fmt("csv");
+    assert_eq!(json.len(), 6);
+    let mut csv_lines = csv.lines();
+    assert_eq!(
+        csv_lines.next(),
+        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct")
+    );
+    for ((t, j), c) in text.lines().zip(&json).zip(csv_lines) {
+        let answer = j["answer"].as_str().unwrap();
+        assert_eq!(t, answer);
+        assert_eq!(t.len(), 81);
+        let line = j["line"].as_u64().unwrap() as usize;
+        let solution = PAIRS.get(line - 1).map(|p| p.1);
+        assert_eq!(j["puzzle"].as_str(), Some(PAIRS[(line - 1) % 5].0));
+        assert_eq!(j["correct"].as_bool(), solution.map(|s| s == answer));
+        assert_eq!(j["steps"].as_u64(), Some(4));
+        assert_eq!(j["stop"].as_str(), Some("budget"));
+        let row = format!(
+            "{line},{},{answer},4,budget,{},{},{}",
+            j["puzzle"].as_str().unwrap(),
+            j["q_halt"].as_f64().unwrap() as f32,
+            j["valid"].as_bool().unwrap(),
+            solution.map_or(String::new(), |s| (s == answer).to_string())
+        );
+        assert_eq!(c, row);
+    }
+}
+
+#[test]
+fn echo_model_exact_correct_and_halting() {
+    let dir = temp_dir("echo");
+    let halting = write(&dir, "halt.trm", echo_model(1.0));
+    let running = write(&dir, "run.trm", echo_model(-1.0));
+    // Solved grids as puzzles (the echo model returns them: valid and correct), then a
+    // partial puzzle (answered with blanks: invalid, incorrect).
+    let mut text: String = PAIRS.iter().map(|(_, a)| format!("{a},{a}\n")).collect();
+    text += &format!("{},{}\n", PAIRS[0].0, PAIRS[0].1);
+    let input = write(&dir, "in.txt", &text);
+    let solve = |model: &std::path::Path, halt: &str| {
+        let o = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--halt",
+            halt,
+            "--format",
+            "json",
+            "--budget",
+            "3",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        (json_lines(&stdout(&o)), stderr(&o))
+    };
+    // (model, policy, [steps, stop] of a full grid, of the partial puzzle)
+    let cases = [
+        (&running, "full", (3, "budget"), (3, "budget")),
+        (&running, "q", (3, "budget"), (3, "budget")),
+        (&halting, "q", (1, "q_halt"), (1, "q_halt")),
+        (&running, "check", (1, "solved"), (3, "budget")),
+        (&halting, "q+check", (1, "solved"), (1, "q_halt")),
+    ];
+    for (model, halt, full, partial) in cases {
+        let (rows, err) = solve(model, halt);
+        assert!(
+            err.contains("exact: 83.33% (5 of 6; against the file's solutions)"),
+            "{err}"
+        );
+        assert!(err.contains("valid answers: 5 (83.33%)"), "{err}");
+        for (i, r) in rows.iter().enumerate() {
+            let (steps, stop) = if i < 5 { full } else { partial };
+            assert_eq!(r["steps"].as_u64(), Some(steps), "{halt} row {i}");
+            assert_eq!(r["stop"].as_str(), Some(stop), "{halt} row {i}");
+            assert_eq!(r["valid"].as_bool(), Some(i < 5));
+            assert_eq!(r["correct"].as_bool(), Some(i < 5));
+            assert_eq!(r["answer"], r["puzzle"]);
+        }
+    }
+    // Without solutions, "exact" counts answers passing the Sudoku check.
+    let plain: String = PAIRS.iter().map(|(q, a)| format!("{a}\n{q}\n")).collect();
+    let o = run_with(
+        {
+            let mut c = bin();
+            c.args(["--model", running.to_str().unwrap()]);
+            c
+        },
+        plain.as_bytes(),
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("exact: 50.00% (5 of 10; answers passing the Sudoku check"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdin_matches_file_input() {
+    let dir = temp_dir("stdin");
+    let model = write(&dir, "m.trm", random_model(3, DType::I8));
+    let input = write(&dir, "in.txt", pairs_file());
+    let m = ["--model", model.to_str().unwrap(), "--format", "json"];
+    let from_file = run(&[&m[..], &[input.to_str().unwrap()]].concat());
+    assert_eq!(code(&from_file), 0, "{}", stderr(&from_file));
+    for dash in [&["-"][..], &[]] {
+        let mut c = bin();
+        c.args(m).args(dash);
+        let o = run_with(c, pairs_file().as_bytes());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(o.stdout, from_file.stdout);
+    }
+}
+
+#[test]
+fn all_halting_policies_run_on_a_random_model() {
+    let dir = temp_dir("policies");
+    let model = write(&dir, "m.trm", random_model(4, DType::F32));
+    let input = write(&dir, "in.txt", pairs_file());
+    for halt in ["full", "q", "check", "q+check"] {
+        let o = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--halt",
+            halt,
+            "--budget",
+            "6",
+            "--format",
+            "json",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let err = stderr(&o);
+        for key in ["puzzles: 5", "valid answers: ", "exact: ", "mean steps: "] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        for key in ["puzzles/s: ", "latency p50: ", "latency p99: "] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        for r in json_lines(&stdout(&o)) {
+            let steps = r["steps"].as_u64().unwrap();
+            let q = r["q_halt"].as_f64().unwrap();
+            let stop = r["stop"].as_str().unwrap();
+            assert!((1..=6).contains(&steps));
+            match (halt, stop) {
+                ("full", "budget") => assert_eq!(steps, 6),
+                ("q" | "q+check", "q_halt") => assert!(q > 0.0),
+                ("q" | "q+check", "budget") => assert!(q <= 0.0 && steps == 6),
+                ("check" | "q+check", "solved") => assert_eq!(r["valid"], true),
+                ("check", "budget") => assert_eq!(steps, 6),
+                _ => panic!("{halt}: unexpected stop {stop}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn threads_do_not_change_the_output() {
+    let dir = temp_dir("threads");
+    let model = write(&dir, "m.trm", random_model(5, DType::I8));
+    let text: String = (0..40).map(|i| format!("{}\n", PAIRS[i % 5].0)).collect();
+    let input = write(&dir, "in.txt", text);
+    let out = |threads: &str| {
+        let o = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--halt",
+            "q",
+            "--format",
+            "json",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        o.stdout
+    };
+    let one = out("1");
+    assert_eq!(one, out("2"));
+    assert_eq!(one.iter().filter(|&&b| b == b'\n').count(), 40);
+}
+
+#[test]
+fn sudoku_extreme_csv() {
+    let dir = temp_dir("csv");
+    let model = write(&dir, "m.trm", echo_model(-1.0));
+    let mut text = String::from("source,question,answer,rating\n");
+    for (i, (q, a)) in PAIRS.iter().enumerate() {
+        text += &format!("set{i},{q},{a},{i}\n");
+    }
+    text += &format!("solved,{0},{0},0\nshort,{1},x\n", PAIRS[0].1, PAIRS[0].0);
+    let input = write(&dir, "extreme.csv", &text);
+    let m = ["--model", model.to_str().unwrap(), "--format", "json"];
+    for forced in [&[][..], &["--input-format", "csv"]] {
+        let o = run(&[&m[..], forced, &[input.to_str().unwrap()]].concat());
+        let err = stderr(&o);
+        assert_eq!(code(&o), 1, "{err}");
+        assert!(
+            err.contains("line 8: expected 4 CSV fields, found 3"),
+            "{err}"
+        );
+        let rows = json_lines(&stdout(&o));
+        let lines: Vec<u64> = rows.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6, 7]);
+        assert_eq!(rows[0]["puzzle"].as_str(), Some(PAIRS[0].0));
+        assert_eq!(rows[5]["correct"], true);
+        assert!(
+            err.contains("exact: 16.67% (1 of 6; against the file's solutions)"),
+            "{err}"
+        );
+    }
+    // Forced the other way, the header is a bad line.
+    let o = run(&[
+        &m[..],
+        &["--input-format", "lines", input.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(stderr(&o).contains("line 1: "), "{}", stderr(&o));
+    // A plain list forced as CSV lacks the header.
+    let plain = write(&dir, "plain.txt", pairs_file());
+    let o = run(&[&m[..], &["--input-format", "csv", plain.to_str().unwrap()]].concat());
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("line 1: expected the CSV header"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn model_errors_name_the_file() {
+    let dir = temp_dir("model_errors");
+    let mut bytes = random_model(6, DType::I8);
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    let corrupt = write(&dir, "corrupt.trm", bytes);
+    let input = write(&dir, "in.txt", pairs_file());
+    let o = run(&[
+        "--model",
+        corrupt.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("corrupt.trm") && err.contains("CRC-32"),
+        "{err}"
+    );
+
+    let not_model = write(&dir, "notes.txt", "hello, this is not a model");
+    let o = run(&[
+        "--model",
+        not_model.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("notes.txt"), "{}", stderr(&o));
+
+    let o = run(&["--model", "/nonexistent/m.trm", input.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("/nonexistent/m.trm"));
+
+    // No --model and no models/sudoku-int8.trm in the working directory.
+    let mut c = bin();
+    c.current_dir(&dir).arg(&input);
+    let o = run_with(c, b"");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("pass --model"), "{}", stderr(&o));
+    // ... and with one there, it is used.
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    write(&dir, "models/sudoku-int8.trm", echo_model(1.0));
+    let mut c = bin();
+    c.current_dir(&dir).arg(&input);
+    assert_eq!(code(&run_with(c, b"")), 0);
+
+    let o = run(&["--budget", "0", input.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "usage error");
+}

@@ -1,0 +1,194 @@
+//! Shared helpers of the `trm-solve` tests: small packed models, puzzle files, running the
+//! binary.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use trm_edge::format::{
+    DType, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant, packed_size,
+    required_tensors, write_model,
+};
+
+/// Five Sudoku puzzles with their solutions (`kaggle3m_rated_5000.txt`).
+pub const PAIRS: [(&str, &str); 5] = [
+    (
+        "28.9..47.9...215...3.7.....5...3.26..4....7.....2...41.145.......9...1...2.......",
+        "281953476967421583435786912578134269142698735396275841814562397659347128723819654",
+    ),
+    (
+        "9...6......3.5.4...4.7..39..7..8..59....2...14..6.....6..5..........95....1.4..3.",
+        "927463185183952467546718392372184659869325741415697823698531274234879516751246938",
+    ),
+    (
+        ".32..59...5....32.8..9...4...........83..47..17......8.1..9.5.....7...6.5...6....",
+        "432175986951846327867932145295687413683514792174329658716298534348751269529463871",
+    ),
+    (
+        "..1..3.........8.52..8941....82..4...1.....5..425..7.1......2..9.7.....4...7.6..3",
+        "481653927396127845275894136538271469719468352642539781163945278957382614824716593",
+    ),
+    (
+        "95....4.....9.27....4.7...8..6..98....57....18..3.....2..6.1..............8....35",
+        "957836412681942753324175698736519824495728361812364579243651987579283146168497235",
+    ),
+];
+
+/// A TRM-MLP Sudoku configuration with hidden size 16 (4 supervision steps).
+pub fn config() -> ModelConfig {
+    ModelConfig {
+        variant: Variant::MlpT,
+        pos_encoding: PosEncoding::None,
+        hidden: 16,
+        mlp_inter: 32,
+        mlp_t_inter: 32,
+        layers: 2,
+        h_cycles: 2,
+        l_cycles: 2,
+        halt_max_steps: 4,
+        seq_len: 81,
+        puzzle_emb_len: 1,
+        puzzle_emb_ndim: 16,
+        num_puzzle_ids: 1,
+        vocab: 11,
+        num_heads: 2,
+        head_dim: 8,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        expansion: 4.0,
+    }
+}
+
+/// Packs `f(id, shape)` values for every tensor of [`config`], matrices stored as `dtype`.
+fn pack(dtype: DType, mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>) -> Vec<u8> {
+    let cfg = config();
+    let owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = required_tensors(&cfg)
+        .map(|id| {
+            let shape = id.kind.shape(&cfg);
+            (id, shape, f(id, shape))
+        })
+        .collect();
+    let inputs: Vec<TensorInput<'_>> = owned
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: if id.kind.f32_only() {
+                DType::F32
+            } else {
+                dtype
+            },
+            data,
+        })
+        .collect();
+    let mut out = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
+    write_model(&cfg, &inputs, &mut out).expect("write_model");
+    out
+}
+
+/// A model with random weights (xorshift from `seed`); its answers are noise.
+pub fn random_model(seed: u64, dtype: DType) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    pack(dtype, |_, shape| {
+        let scale = 1.7 / (shape[1] as f32).sqrt();
+        (0..shape[0] * shape[1])
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
+            })
+            .collect()
+    })
+}
+
+/// A model that answers its input: one-hot embeddings, identity LM head, zero blocks (each
+/// cell's state stays a positive multiple of its token's one-hot vector). A full grid comes
+/// back solved; blanks stay blank. `q_halt` is `q_bias` on every step.
+pub fn echo_model(q_bias: f32) -> Vec<u8> {
+    pack(DType::F32, |id, shape| {
+        let mut v = vec![0f32; shape[0] * shape[1]];
+        match id.kind {
+            TensorKind::Embed | TensorKind::LmHead => {
+                for t in 0..shape[0] {
+                    v[t * shape[1] + t] = 1.0;
+                }
+            }
+            TensorKind::QHeadBias => v = vec![q_bias, -q_bias],
+            _ => {}
+        }
+        v
+    })
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write file");
+    p
+}
+
+/// `puzzle,solution` lines of [`PAIRS`].
+pub fn pairs_file() -> String {
+    PAIRS.iter().map(|(q, a)| format!("{q},{a}\n")).collect()
+}
+
+/// The x86_64 (host) binary under test.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trm-solve"))
+}
+
+/// Runs `cmd` with `stdin` on its standard input.
+pub fn run_with(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// Runs the host binary with `args` (no stdin).
+pub fn run(args: &[&str]) -> Output {
+    run_with(
+        {
+            let mut c = bin();
+            c.args(args);
+            c
+        },
+        b"",
+    )
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The exit code (panics on a signal).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
