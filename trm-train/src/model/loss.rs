@@ -55,10 +55,12 @@ pub fn stablemax_s<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.add_scalar(1.0).mask_where(neg, s_neg)
 }
 
-/// The dtype of the loss on `device`: f64 as the official code, or f32 on devices without
-/// f64 (wgpu: WGSL has no 64-bit floats).
+/// The dtype of the loss on `device`: f64 on the CPU (burn-ndarray), as the official code;
+/// f32 on GPU backends (WGSL has no f64, and lavapipe, which reports f64 support, computes the
+/// f64 stable-max wrongly: measured with the wgpu training test).
+#[allow(deprecated)]
 pub fn loss_dtype(device: &burn::tensor::Device) -> FloatDType {
-    if device.supports_dtype(DType::F64) {
+    if device.clone().without_autodiff() == burn::tensor::Device::ndarray() {
         FloatDType::F64
     } else {
         FloatDType::F32
@@ -66,7 +68,7 @@ pub fn loss_dtype(device: &burn::tensor::Device) -> FloatDType {
 }
 
 /// Per-cell stable-max cross-entropy, computed in **f64** as the official
-/// `stablemax_cross_entropy` (logits cast to float64; f32 where the device has no f64, see
+/// `stablemax_cross_entropy` (logits cast to float64; f32 on GPU backends, see
 /// [`loss_dtype`]); ignored cells give 0.
 ///
 /// # Shapes
