@@ -24,7 +24,7 @@
 //!
 //! To keep the whole run short (the host has 2 cores), the full solves and the 2-thread
 //! throughput at D = 512 are timed once (one solve per thread) outside criterion and printed
-//! as `oneshot ...` lines.
+//! as `oneshot ...` lines (`TRM_BENCH_ONESHOT=0` skips them, e.g. with a criterion filter).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -263,8 +263,8 @@ fn benches(c: &mut Criterion) {
                     })
                 });
                 g.finish();
-            } else {
-                // (b) and (c) at D = 512: timed once.
+            } else if std::env::var("TRM_BENCH_ONESHOT").as_deref() != Ok("0") {
+                // (b) and (c) at D = 512: timed once (skipped with TRM_BENCH_ONESHOT=0).
                 let mut arena = vec![0f32; Solver::arena_len(&model)];
                 let t = Instant::now();
                 black_box(solve_once(&model, &mut arena));

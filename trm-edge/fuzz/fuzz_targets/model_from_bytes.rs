@@ -19,10 +19,27 @@ use trm_edge::sudoku::Grid;
 /// Largest state `[S, D]` / scratch (f32 elements) a fuzz input may run with.
 const MAX_STATE: usize = 1 << 16;
 const MAX_SCRATCH: usize = 1 << 18;
+/// Largest estimated multiply-adds of one step (keeps every execution short: the fuzzer
+/// can raise the cycle counts and layers to 1024 each).
+const MAX_MACS: u64 = 1 << 22;
+
+/// Rough multiply-adds of one step: network calls × blocks × `S·D·(2·I + It + 3·S)`.
+fn step_macs(model: &Model<'_>) -> u64 {
+    let c = model.config();
+    let calls = (c.h_cycles as u64).saturating_mul(c.l_cycles as u64 + 1);
+    let per_block = (c.seq_total() as u64)
+        .saturating_mul(c.hidden as u64)
+        .saturating_mul(
+            3 * (c.mlp_inter as u64 + c.mlp_t_inter as u64) + 3 * c.seq_total() as u64 + 1,
+        );
+    calls
+        .saturating_mul(c.layers as u64)
+        .saturating_mul(per_block)
+}
 
 fn run(model: &Model<'_>) {
     let n = model.state_len();
-    if n > MAX_STATE || model.scratch_len() > MAX_SCRATCH {
+    if n > MAX_STATE || model.scratch_len() > MAX_SCRATCH || step_macs(model) > MAX_MACS {
         return;
     }
     let mut x = vec![0f32; n];
