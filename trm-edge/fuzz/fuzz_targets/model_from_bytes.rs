@@ -76,10 +76,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let mut fixed = data.to_vec();
-            if let Some(crc) = len
-                .checked_sub(4)
-                .and_then(|at| fixed.get_mut(at..at + 4))
-            {
+            if let Some(crc) = len.checked_sub(4).and_then(|at| fixed.get_mut(at..at + 4)) {
                 crc.copy_from_slice(&computed.to_le_bytes());
                 if let Ok(model) = Model::from_bytes(&fixed) {
                     run(&model);
