@@ -12,7 +12,7 @@ use crate::progress;
 use crate::train::TrainConfig;
 use crate::train::budget::{BudgetReport, batch_of, evaluate_budgets};
 use crate::train::checkpoint::CHECKPOINT_FILE;
-use crate::train::data::{load_dataset, read_pairs};
+use crate::train::data::{load_dataset, read_pairs, rows};
 use crate::train::metrics::{METRICS_FILE, MetricsLog};
 use crate::train::plots::{BUDGET_PNG, LEARNING_CURVES_PNG, budget_chart, learning_curves};
 use crate::train::run::{CONFIG_FILE, device_for, load_state};
@@ -70,20 +70,25 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Weights::Ema => state.eval_model(),
         Weights::Raw => state.model.clone(),
     };
-    let (pairs, name) = match &args.data {
-        Some(path) => (read_pairs(path, args.count)?, file_name(path)),
+    let batch = args.batch.unwrap_or(cfg.train.eval_batch_size).max(1);
+    let (batches, count, name) = match &args.data {
+        Some(path) => {
+            let pairs = read_pairs(path, args.count)?;
+            let batches: Vec<_> = pairs.chunks(batch).map(batch_of).collect();
+            (batches, pairs.len(), file_name(path))
+        }
         None => {
+            // The held-out examples are already tokenised: batch them as training does.
             let data = load_dataset(&cfg.data, &mut |s| eprintln!("{s}"))?;
-            let mut pairs = held_out_pairs(&data.test)?;
-            pairs.truncate(args.count.unwrap_or(usize::MAX));
-            (pairs, "held-out generated".to_string())
+            let n = data.test.len().min(args.count.unwrap_or(usize::MAX));
+            let idx: Vec<usize> = (0..n).collect();
+            let batches: Vec<_> = idx.chunks(batch).map(|c| rows(&data.test, c)).collect();
+            (batches, n, "held-out generated".to_string())
         }
     };
-    ensure!(!pairs.is_empty(), "no puzzles to evaluate");
+    ensure!(count > 0, "no puzzles to evaluate");
     let max_steps = args.max_steps.unwrap_or(model.config.halt_max_steps);
     ensure!(max_steps >= 1, "--max-steps must be at least 1");
-    let batch = args.batch.unwrap_or(cfg.train.eval_batch_size).max(1);
-    let batches: Vec<_> = pairs.chunks(batch).map(batch_of).collect();
 
     eprintln!(
         "eval: step {} of {} ({} weights), {} puzzles from {name}, budgets 1..={max_steps}",
@@ -93,9 +98,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             Weights::Ema => "EMA",
             Weights::Raw => "raw",
         },
-        pairs.len()
+        count
     );
-    let bar = progress::bar(pairs.len() as u64, "eval");
+    let bar = progress::bar(count as u64, "eval");
     let report = evaluate_budgets(&model, &batches, max_steps, &mut |n| {
         bar.set_position(n as u64)
     });
@@ -125,19 +130,6 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into(),
     )
-}
-
-/// The held-out examples back as grids.
-fn held_out_pairs(
-    split: &crate::dataset::Split,
-) -> Result<Vec<(trm_edge::sudoku::Grid, trm_edge::sudoku::Grid)>> {
-    use trm_edge::sudoku::decode;
-    split
-        .inputs
-        .iter()
-        .zip(&split.labels)
-        .map(|(x, y)| Ok((decode(x)?, decode(y)?)))
-        .collect()
 }
 
 /// The report as a text table: one row per budget, then the Q-halting policy.
