@@ -1,0 +1,351 @@
+//! Build script of the firmware: selects the board (`boards/<name>/`), embeds the packed model
+//! and refuses builds that cannot fit.
+//!
+//! - Board: the one enabled cargo feature names a folder of `boards/` holding `memory.x` and
+//!   `board.toml` (flash and RAM sizes, stack and code reserves, chip, clock). `memory.x` is
+//!   copied to `OUT_DIR` and the linker gets `-Tlink.x -Tdefmt.x`.
+//! - Model: `TRM_MODEL=<path>` if set; else `models/sudoku-int8.trm` of the repository when it
+//!   exists; else the official reference fixture `mlp_h64.safetensors` (in `$TRM_FIXTURES`,
+//!   default `../shared/fixtures/reference` beside the repository) packed as int8. The file is
+//!   validated with trm-edge (magic, version, CRC-32, tensor table) before it is embedded.
+//! - Fit: the model plus the code reserve must fit the board's flash, the solver arena plus the
+//!   stack reserve and the firmware's own statics its RAM; otherwise the build fails with a
+//!   message giving both numbers.
+//! - Defaults: `TRM_BUDGET` (supervision steps, default the model's `halt_max_steps`) and
+//!   `TRM_HALT` (`full`, `q`, `check` or `q+check`, default `full`).
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use trm_edge::format::{
+    DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
+    packed_size, swiglu_inter, write_model,
+};
+use trm_edge::solver::Solver;
+
+/// Boards known to the firmware (cargo feature = folder name under `boards/`).
+const BOARDS: [&str; 3] = ["qemu-mps2-an386", "nucleo-h743zi", "nrf52840-dk"];
+
+/// RAM the firmware itself takes besides the arena and the stack (line buffers, reply
+/// strings, the defmt and semihosting state); the measured figure is ~1.3 KiB.
+const STATIC_RESERVE: usize = 4 * 1024;
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("..");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed=build.rs");
+    for var in ["TRM_MODEL", "TRM_FIXTURES", "TRM_BUDGET", "TRM_HALT"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    let selected: Vec<&str> = BOARDS
+        .iter()
+        .copied()
+        .filter(|b| env::var_os(feature_var(b)).is_some())
+        .collect();
+    // None or several boards: `src/main.rs` gives the compile error; nothing to link.
+    let [board] = selected[..] else {
+        return;
+    };
+    let board_dir = root.join("boards").join(board);
+    println!("cargo:rerun-if-changed={}", board_dir.display());
+    let spec = BoardSpec::read(&board_dir.join("board.toml"));
+    fs::copy(board_dir.join("memory.x"), out.join("memory.x")).expect("copy memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rustc-link-arg=-Tlink.x");
+    println!("cargo:rustc-link-arg=-Tdefmt.x");
+
+    let (source, bytes) = select_model(&root);
+    let model = Model::from_bytes(&bytes)
+        .unwrap_or_else(|e| panic!("model {source} is not a valid packed model: {e}"));
+    let cfg = *model.config();
+    let arena_bytes = Solver::arena_len(&model) * 4;
+    let flash_needed = bytes.len() + spec.code_reserve;
+    if flash_needed > spec.flash {
+        panic!(
+            "model {source} does not fit board {board}: it needs {flash_needed} bytes of flash \
+             ({} model + {} code reserve), the board has {} bytes. Use a smaller or int8 model \
+             (TRM_MODEL=path) or another board.",
+            bytes.len(),
+            spec.code_reserve,
+            spec.flash
+        );
+    }
+    let ram_needed = arena_bytes + spec.stack + STATIC_RESERVE;
+    if ram_needed > spec.ram {
+        panic!(
+            "model {source} does not fit board {board}: it needs {ram_needed} bytes of RAM \
+             ({arena_bytes} solver arena (state, logits, scratch) + {} stack + {STATIC_RESERVE} \
+             firmware statics), the board has {} bytes. Use a smaller model (hidden size, \
+             sequence) or another board.",
+            spec.stack, spec.ram
+        );
+    }
+    fs::write(out.join("model.trm"), &bytes).expect("write model.trm");
+
+    let budget = match env::var("TRM_BUDGET") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&b| b >= 1)
+            .unwrap_or_else(|| panic!("TRM_BUDGET={v}: expected a number >= 1")),
+        Err(_) => cfg.halt_max_steps,
+    };
+    let halt = env::var("TRM_HALT").unwrap_or_else(|_| "full".into());
+    let halt_variant = match halt.as_str() {
+        "full" => "Full",
+        "q" => "Q",
+        "check" => "Check",
+        "q+check" => "QCheck",
+        other => panic!("TRM_HALT={other}: expected full, q, check or q+check"),
+    };
+
+    let mut rs = String::new();
+    let _ = writeln!(rs, "/// Bytes of the embedded model file.");
+    let _ = writeln!(rs, "pub const MODEL_LEN: usize = {};", bytes.len());
+    let _ = writeln!(rs, "/// Where the embedded model came from at build time.");
+    let _ = writeln!(rs, "pub const MODEL_SOURCE: &str = {source:?};");
+    let _ = writeln!(rs, "/// f32 elements of the solver arena for this model.");
+    let _ = writeln!(
+        rs,
+        "pub const ARENA_LEN: usize = {};",
+        Solver::arena_len(&model)
+    );
+    let _ = writeln!(rs, "/// The board this image is built for.");
+    let _ = writeln!(rs, "pub const BOARD: &str = {board:?};");
+    let marker = format!("TRM_BOARD={board};");
+    let _ = writeln!(rs, "const BOARD_MARKER_LEN: usize = {};", marker.len());
+    let _ = writeln!(rs, "const BOARD_MARKER_BYTES: [u8; {}] = *b{marker:?};", marker.len());
+    let _ = writeln!(rs, "/// probe-rs chip name of the board.");
+    let _ = writeln!(rs, "pub const CHIP: &str = {:?};", spec.chip);
+    let _ = writeln!(rs, "/// Core clock in Hz after the board's clock setup.");
+    let _ = writeln!(rs, "pub const CLOCK_HZ: u32 = {};", spec.clock_hz);
+    let _ = writeln!(rs, "/// Stack bytes reserved by the build-time RAM check.");
+    let _ = writeln!(rs, "pub const STACK_RESERVE: usize = {};", spec.stack);
+    let _ = writeln!(rs, "/// Build-time default supervision-step budget.");
+    let _ = writeln!(rs, "pub const DEFAULT_BUDGET: usize = {budget};");
+    let _ = writeln!(rs, "/// Build-time default halting policy.");
+    let _ = writeln!(
+        rs,
+        "pub const DEFAULT_HALT: trm_edge::solver::HaltPolicy = trm_edge::solver::HaltPolicy::{halt_variant};"
+    );
+    fs::write(out.join("build_info.rs"), rs).expect("write build_info.rs");
+    println!(
+        "cargo:warning=board {board}: model {source} ({} bytes, {:?} hidden {}), flash {flash_needed}/{} bytes, RAM {ram_needed}/{} bytes (arena {arena_bytes})",
+        bytes.len(),
+        dominant_dtype(&model),
+        cfg.hidden,
+        spec.flash,
+        spec.ram
+    );
+}
+
+/// The cargo feature variable of a board name.
+fn feature_var(board: &str) -> String {
+    format!(
+        "CARGO_FEATURE_{}",
+        board.to_uppercase().replace('-', "_")
+    )
+}
+
+/// The dtype of the model's largest tensor (what "an int8 model" means).
+fn dominant_dtype(model: &Model<'_>) -> DType {
+    model
+        .tensors()
+        .max_by_key(|t| t.shape[0] * t.shape[1])
+        .map_or(DType::F32, |t| t.matrix.dtype())
+}
+
+/// Limits of a board, from `boards/<name>/board.toml` (flat `key = value` lines).
+struct BoardSpec {
+    chip: String,
+    flash: usize,
+    ram: usize,
+    stack: usize,
+    code_reserve: usize,
+    clock_hz: u64,
+}
+
+impl BoardSpec {
+    fn read(path: &Path) -> Self {
+        let text = fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut kv = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if let Some((k, v)) = line.split_once('=') {
+                kv.insert(
+                    k.trim().to_string(),
+                    v.trim().trim_matches('"').replace('_', ""),
+                );
+            }
+        }
+        let num = |k: &str| -> u64 {
+            kv.get(k)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{}: missing or bad number `{k}`", path.display()))
+        };
+        Self {
+            chip: kv
+                .get("chip")
+                .cloned()
+                .unwrap_or_else(|| panic!("{}: missing `chip`", path.display())),
+            flash: num("flash") as usize,
+            ram: num("ram") as usize,
+            stack: num("stack") as usize,
+            code_reserve: num("code_reserve") as usize,
+            clock_hz: num("clock_hz"),
+        }
+    }
+}
+
+/// The model to embed and a description of where it came from.
+fn select_model(root: &Path) -> (String, Vec<u8>) {
+    if let Some(path) = env::var_os("TRM_MODEL") {
+        let path = PathBuf::from(path);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let bytes = fs::read(&path)
+            .unwrap_or_else(|e| panic!("TRM_MODEL={}: cannot read: {e}", path.display()));
+        return (path.display().to_string(), bytes);
+    }
+    let shipped = root.join("models/sudoku-int8.trm");
+    // Watch the folder (or the repository root until it exists) so that a model added later
+    // is picked up by the next build.
+    if root.join("models").is_dir() {
+        println!("cargo:rerun-if-changed={}", root.join("models").display());
+    } else {
+        println!("cargo:rerun-if-changed={}", root.display());
+    }
+    if shipped.is_file() {
+        let bytes = fs::read(&shipped).expect("read models/sudoku-int8.trm");
+        return ("models/sudoku-int8.trm".into(), bytes);
+    }
+    let fixtures = env::var_os("TRM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/fixtures/reference"));
+    let fixtures = fixtures.canonicalize().unwrap_or(fixtures);
+    let fixture = fixtures.join("mlp_h64.safetensors");
+    println!("cargo:rerun-if-changed={}", fixture.display());
+    let raw = fs::read(&fixture).unwrap_or_else(|e| {
+        panic!(
+            "no model to embed: TRM_MODEL is not set, models/sudoku-int8.trm does not exist \
+             and the reference fixture {} cannot be read ({e}); set TRM_MODEL=path/to/model.trm",
+            fixture.display()
+        )
+    });
+    (
+        format!("{} (official reference weights, int8)", fixture.display()),
+        pack_official(&raw, DType::I8),
+    )
+}
+
+/// Packs the `model.inner.*` weights of an official-layout safetensors fixture (config in its
+/// `config` metadata) into a model file with matrices stored as `dtype`.
+fn pack_official(raw: &[u8], dtype: DType) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(raw[..8].try_into().expect("safetensors header")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&raw[8..8 + header_len]).expect("safetensors JSON header");
+    let data = &raw[8 + header_len..];
+    let meta = header["__metadata__"]["config"]
+        .as_str()
+        .expect("fixture metadata `config`");
+    let cfg = official_config(&serde_json::from_str(meta).expect("config JSON"));
+    let mut owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = Vec::new();
+    for (name, entry) in header.as_object().expect("header object") {
+        let id = match name.as_str() {
+            "aux.rope.cos" => TensorId::global(TensorKind::RopeCos),
+            "aux.rope.sin" => TensorId::global(TensorKind::RopeSin),
+            n if n.starts_with("model.inner.") => match TensorId::from_official_name(n) {
+                Some(id) => id,
+                None => continue,
+            },
+            _ => continue,
+        };
+        assert_eq!(entry["dtype"], "F32", "{name}: only F32 tensors are packed");
+        let shape: Vec<usize> = entry["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|v| v.as_u64().expect("dim") as usize)
+            .collect();
+        let shape = match shape[..] {
+            [n] => [n, 1],
+            [r, c] => [r, c],
+            _ => panic!("{name}: shape {shape:?}"),
+        };
+        let off = entry["data_offsets"].as_array().expect("data_offsets");
+        let (a, b) = (
+            off[0].as_u64().expect("offset") as usize,
+            off[1].as_u64().expect("offset") as usize,
+        );
+        let values = data[a..b]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        owned.push((id, shape, values));
+    }
+    let inputs: Vec<TensorInput<'_>> = owned
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: if id.kind.f32_only() { DType::F32 } else { dtype },
+            data,
+        })
+        .collect();
+    let mut out = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
+    write_model(&cfg, &inputs, &mut out).expect("write_model");
+    out
+}
+
+/// The model configuration of an official config JSON (as the parity tests read it).
+fn official_config(v: &serde_json::Value) -> ModelConfig {
+    let u = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("config {k}")) as usize;
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("config {k}"));
+    let hidden = u("hidden_size");
+    let ndim = u("puzzle_emb_ndim");
+    let p = match u("puzzle_emb_len") {
+        0 => ndim.div_ceil(hidden),
+        p => p,
+    };
+    let mlp_t = v["mlp_t"].as_bool().unwrap_or(false);
+    let expansion = f("expansion");
+    let seq_len = u("seq_len");
+    let num_heads = u("num_heads");
+    ModelConfig {
+        variant: if mlp_t {
+            Variant::MlpT
+        } else {
+            Variant::Attention
+        },
+        pos_encoding: match v["pos_encodings"].as_str() {
+            Some("rope") => PosEncoding::Rope,
+            _ => PosEncoding::None,
+        },
+        hidden,
+        mlp_inter: swiglu_inter(expansion, hidden),
+        mlp_t_inter: if mlp_t {
+            swiglu_inter(expansion, p + seq_len)
+        } else {
+            0
+        },
+        layers: u("L_layers"),
+        h_cycles: u("H_cycles"),
+        l_cycles: u("L_cycles"),
+        halt_max_steps: u("halt_max_steps"),
+        seq_len,
+        puzzle_emb_len: p,
+        puzzle_emb_ndim: ndim,
+        num_puzzle_ids: u("num_puzzle_identifiers"),
+        vocab: u("vocab_size"),
+        num_heads,
+        head_dim: hidden / num_heads,
+        rms_eps: f("rms_norm_eps") as f32,
+        rope_theta: f("rope_theta") as f32,
+        expansion: expansion as f32,
+    }
+}

@@ -1,0 +1,378 @@
+//! The application: boot (model check), then one reply per serial line.
+
+use core::fmt::Write as _;
+
+use cortex_m_rt::entry;
+use embedded_hal::digital::OutputPin;
+use embedded_io::{Read, Write};
+use trm_edge::format::{Model, ModelConfig, Variant};
+use trm_edge::kernels::{arch, generic};
+use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
+use trm_edge::sudoku::{find_conflict, parse};
+
+use crate::protocol::{Line, LineBuffer, Request, parse_request, policy_name, stop_name};
+use crate::{board, clock, memory};
+
+/// One reply line.
+type Reply = heapless::String<512>;
+
+/// A fixed puzzle for `bench` (the first of `kaggle3m_rated_5000.txt`).
+const BENCH_PUZZLE: &str =
+    "28.9..47.9...215...3.7.....5...3.26..4....7.....2...41.145.......9...1...2.......";
+
+/// Settings changed by serial commands.
+struct Settings {
+    budget: usize,
+    policy: HaltPolicy,
+}
+
+#[entry]
+fn main() -> ! {
+    memory::paint_stack();
+    let parts = board::init();
+    if let Some(mut cp) = cortex_m::Peripherals::take() {
+        clock::start(&mut cp.SYST);
+    }
+    let board::Parts {
+        mut serial,
+        mut led,
+    } = parts;
+    let Some(arena) = memory::take_arena() else {
+        board::finish()
+    };
+    let model = Model::from_bytes(memory::model_bytes());
+    match &model {
+        Ok(m) => {
+            let c = m.config();
+            defmt::info!(
+                "model {=str} ok: {=usize} bytes, CRC-32 verified, hidden {=usize}, {=usize} layers, T={=usize} n={=usize}, arena {=usize} B",
+                memory::MODEL_SOURCE,
+                memory::MODEL_LEN,
+                c.hidden,
+                c.layers,
+                c.h_cycles,
+                c.l_cycles,
+                memory::ARENA_LEN * 4
+            );
+        }
+        Err(_) => defmt::error!("embedded model {=str} is invalid", memory::MODEL_SOURCE),
+    }
+    let mut settings = Settings {
+        budget: memory::DEFAULT_BUDGET,
+        policy: memory::DEFAULT_HALT,
+    };
+    let mut lines = LineBuffer::new();
+    let mut rx = [0u8; 64];
+    loop {
+        let n = match serial.read(&mut rx) {
+            Ok(0) => board::finish(),
+            Ok(n) => n,
+            Err(_) => {
+                defmt::warn!("serial read error");
+                continue;
+            }
+        };
+        for &byte in rx.get(..n).unwrap_or(&[]) {
+            let mut reply = Reply::new();
+            let mut quit = false;
+            let done = match lines.push(byte) {
+                Line::Pending => false,
+                Line::TooLong => {
+                    let _ = write!(
+                        reply,
+                        "err line too long (max {} bytes)",
+                        crate::protocol::MAX_LINE
+                    );
+                    false
+                }
+                Line::Complete(line) => {
+                    quit = handle(line, &model, arena, &mut settings, &mut led, &mut reply);
+                    true
+                }
+            };
+            if done {
+                lines.clear();
+            }
+            if !reply.is_empty() {
+                let _ = serial.write_all(reply.as_bytes());
+                let _ = serial.write_all(b"\n");
+                let _ = serial.flush();
+            }
+            if quit {
+                board::finish();
+            }
+        }
+    }
+}
+
+/// Answers one line into `reply` (left empty for no reply); `true` for `quit`.
+fn handle(
+    line: &[u8],
+    model: &Result<Model<'static>, trm_edge::format::FormatError>,
+    arena: &mut [f32],
+    settings: &mut Settings,
+    led: &mut impl OutputPin,
+    reply: &mut Reply,
+) -> bool {
+    let request = match parse_request(line) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = write!(reply, "err {e}");
+            return false;
+        }
+    };
+    let model = match (request, model) {
+        (Request::Nothing, _) => return false,
+        (Request::Quit, _) => return true,
+        (_, Err(e)) => {
+            let _ = write!(reply, "err embedded model is invalid: {e}");
+            return false;
+        }
+        (_, Ok(m)) => m,
+    };
+    match request {
+        Request::Nothing | Request::Quit => {}
+        Request::Puzzle(text) => solve(text, model, arena, settings, led, reply),
+        Request::Budget(b) => {
+            settings.budget = b;
+            let _ = write!(reply, "ok budget {b}");
+        }
+        Request::Halt(p) => {
+            settings.policy = p;
+            let _ = write!(reply, "ok halt {}", policy_name(p));
+        }
+        Request::Kernel(simd) => {
+            arch::set_simd(simd);
+            let _ = write!(reply, "ok kernel {}", arch::kernel_set());
+        }
+        Request::Info => info(model, settings, reply),
+        Request::Stack => {
+            let (peak, room) = memory::peak_stack();
+            let _ = write!(reply, "ok stack peak={peak} room={room}");
+        }
+        Request::Bench(steps) => bench(model, arena, steps, reply),
+        Request::SelfTest => selftest(reply),
+    }
+    false
+}
+
+/// Solves one puzzle line.
+fn solve(
+    text: &str,
+    model: &Model<'static>,
+    arena: &mut [f32],
+    settings: &Settings,
+    led: &mut impl OutputPin,
+    reply: &mut Reply,
+) {
+    let grid = match parse(text) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = write!(reply, "err bad puzzle: {e}");
+            return;
+        }
+    };
+    if let Some(c) = find_conflict(&grid) {
+        let _ = write!(reply, "err bad puzzle: conflicting givens: {c}");
+        return;
+    }
+    let opts = SolveOptions {
+        budget: settings.budget,
+        policy: settings.policy,
+        puzzle_id: 0,
+    };
+    let _ = led.set_high();
+    let start = clock::now();
+    let result = Solver::new(model, arena).and_then(|mut s| s.solve(&grid, &opts));
+    let cycles = clock::now().wrapping_sub(start);
+    let _ = led.set_low();
+    match result {
+        Ok(sol) => {
+            let mut line = [0u8; 81];
+            let _ = write!(
+                reply,
+                "ok {} steps={} stop={} check={} q=0x{:08x} cycles={cycles}",
+                sol.grid.write_line(&mut line),
+                sol.steps,
+                stop_name(sol.reason),
+                if sol.valid { "pass" } else { "fail" },
+                sol.q.q_halt.to_bits()
+            );
+            defmt::debug!(
+                "solved: {=usize} steps, valid {=bool}, {=u64} cycles",
+                sol.steps,
+                sol.valid,
+                cycles
+            );
+        }
+        Err(e) => {
+            let _ = write!(reply, "err solve: {e}");
+        }
+    }
+}
+
+/// Multiply-accumulates of one supervision step (matrix products and attention).
+fn macs_per_step(c: &ModelConfig) -> usize {
+    let s = c.seq_total();
+    let channel = 3 * s * c.hidden * c.mlp_inter;
+    let mixer = match c.variant {
+        Variant::MlpT => 3 * c.hidden * s * c.mlp_t_inter,
+        Variant::Attention => 4 * s * c.hidden * c.hidden + 2 * s * s * c.hidden,
+    };
+    c.calls_per_step() * c.layers * (channel + mixer) + c.seq_len * c.vocab * c.hidden + 2 * c.hidden
+}
+
+/// The `info` reply.
+fn info(model: &Model<'static>, settings: &Settings, reply: &mut Reply) {
+    let c = model.config();
+    let bytes = model.as_bytes();
+    let crc = bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|i| bytes.get(i..))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes);
+    let dtype = model
+        .tensors()
+        .max_by_key(|t| t.shape[0] * t.shape[1])
+        .map(|t| t.matrix.dtype());
+    let _ = write!(
+        reply,
+        "ok info board={} chip={} clock_hz={} model_bytes={} crc=0x{crc:08x} variant={} dtype={} \
+         hidden={} inter={} layers={} T={} n={} nsup={} seq={} macs_per_step={} arena_bytes={} \
+         static_ram={} stack_reserve={} kernels={} budget={} halt={} marks=0x{:x},0x{:x}",
+        memory::BOARD,
+        memory::CHIP,
+        memory::CLOCK_HZ,
+        bytes.len(),
+        match c.variant {
+            Variant::MlpT => "mlp",
+            Variant::Attention => "attention",
+        },
+        match dtype {
+            Some(trm_edge::format::DType::F32) => "f32",
+            Some(trm_edge::format::DType::F16) => "f16",
+            Some(trm_edge::format::DType::I8) => "int8",
+            None => "none",
+        },
+        c.hidden,
+        c.mlp_inter,
+        c.layers,
+        c.h_cycles,
+        c.l_cycles,
+        c.halt_max_steps,
+        c.seq_total(),
+        macs_per_step(c),
+        memory::ARENA_LEN * 4,
+        memory::static_ram(),
+        memory::STACK_RESERVE,
+        arch::kernel_set(),
+        settings.budget,
+        policy_name(settings.policy),
+        memory::trm_mark_start as extern "C" fn() as usize & !1,
+        memory::trm_mark_stop as extern "C" fn() as usize & !1,
+    );
+}
+
+/// `bench <n>`: `n` supervision steps on [`BENCH_PUZZLE`], each between the markers.
+fn bench(model: &Model<'static>, arena: &mut [f32], steps: usize, reply: &mut Reply) {
+    let n = model.state_len();
+    let Some(grid) = parse(BENCH_PUZZLE).ok() else {
+        let _ = write!(reply, "err bench puzzle");
+        return;
+    };
+    let (x, rest) = arena.split_at_mut(n.min(arena.len()));
+    let (z_h, rest) = rest.split_at_mut(n.min(rest.len()));
+    let (z_l, rest) = rest.split_at_mut(n.min(rest.len()));
+    let (logits, scratch) = rest.split_at_mut(model.logits_len().min(rest.len()));
+    let tokens = trm_edge::sudoku::encode(&grid);
+    if let Err(e) = model
+        .embed_input(&tokens, 0, x)
+        .and_then(|()| model.reset_carry(z_h, z_l))
+    {
+        let _ = write!(reply, "err bench: {e}");
+        return;
+    }
+    let start = clock::now();
+    for _ in 0..steps {
+        memory::trm_mark_start();
+        let r = model.step(x, z_h, z_l, logits, scratch);
+        memory::trm_mark_stop();
+        if let Err(e) = r {
+            let _ = write!(reply, "err bench: {e}");
+            return;
+        }
+    }
+    let cycles = clock::now().wrapping_sub(start);
+    let _ = write!(
+        reply,
+        "ok bench steps={steps} cycles_per_step={} kernels={}",
+        cycles / steps as u64,
+        arch::kernel_set()
+    );
+}
+
+/// Deterministic pseudo-random values in `[-1, 1)` (xorshift32).
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        (self.0 >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+    }
+}
+
+/// `selftest`: the architecture kernels against the scalar reference ones on random data of
+/// awkward lengths; errors relative to `Σ|w·x|` must stay below 1e-5 (f32, f16) and the
+/// int8 kernels' stated bound.
+fn selftest(reply: &mut Reply) {
+    let mut rng = Rng(0x1234_5678);
+    let mut worst = [0f32; 3];
+    let mut cases = 0usize;
+    let mut w32 = [0u8; 4 * 600];
+    let mut w16 = [0u8; 2 * 600];
+    let mut q = [0u8; 600];
+    let mut x = [0f32; 600];
+    for &len in &[0usize, 1, 3, 4, 7, 8, 15, 16, 17, 31, 64, 97, 130, 256, 513, 600] {
+        for _ in 0..4 {
+            let scale = 1.0 + 30.0 * rng.next().abs();
+            let mut mag = [0f32; 3];
+            for i in 0..len {
+                let (w, xv) = (rng.next(), rng.next() * scale);
+                let h = trm_edge::kernels::f16::f32_to_f16(w);
+                let wq = (rng.next() * 127.0) as i8;
+                w32[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+                w16[2 * i..2 * i + 2].copy_from_slice(&h.to_le_bytes());
+                q[i] = wq as u8;
+                x[i] = xv;
+                mag[0] += (w * xv).abs();
+                mag[1] += (trm_edge::kernels::f16::f16_to_f32(h) * xv).abs();
+                mag[2] += (f32::from(wq) * xv).abs();
+            }
+            let (xs, w32s, w16s, qs) = (&x[..len], &w32[..4 * len], &w16[..2 * len], &q[..len]);
+            let errs = [
+                (arch::dot_f32(w32s, xs) - generic::dot_f32(w32s, xs)).abs(),
+                (arch::dot_f16(w16s, xs) - generic::dot_f16(w16s, xs)).abs(),
+                (arch::dot_i8(qs, xs) - generic::dot_i8(qs, xs)).abs(),
+            ];
+            for k in 0..3 {
+                worst[k] = worst[k].max(errs[k] / mag[k].max(1.0));
+            }
+            cases += 1;
+        }
+    }
+    let limits = [1e-5f32, 1e-5, 1e-5];
+    let pass = worst.iter().zip(limits).all(|(w, l)| *w <= l);
+    let _ = write!(
+        reply,
+        "{} selftest cases={cases} kernels={} rel_err_f32={:e} rel_err_f16={:e} rel_err_i8={:e} bound_i8={:e}",
+        if pass { "ok" } else { "err" },
+        arch::kernel_set(),
+        worst[0],
+        worst[1],
+        worst[2],
+        limits[2]
+    );
+}
