@@ -11,7 +11,9 @@
 //! - [`kernels`]: matrix-vector products on f32/f16/int8 weights (scalar reference kernels and
 //!   AVX2/NEON versions) and the element-wise pieces of a block;
 //! - [`runtime`]: one supervision step of TRM on caller buffers (teacher-forcing friendly);
-//! - [`solver`]: solving a Sudoku under a step budget and a halting policy.
+//! - [`solver`]: solving a Sudoku under a step budget and a halting policy, and with several
+//!   attempts under a total step budget ([`solver::attempts`]);
+//! - [`rng`]: a small seedable generator (augmentations, latent noise).
 
 #![no_std]
 #![deny(missing_docs)]
@@ -22,6 +24,7 @@ extern crate std;
 
 pub mod format;
 pub mod kernels;
+pub mod rng;
 pub mod runtime;
 pub mod solver;
 pub mod sudoku;

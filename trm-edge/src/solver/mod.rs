@@ -1,5 +1,8 @@
 //! Solving one Sudoku with a packed model: supervision steps under a budget and a halting
-//! policy, all in one caller-provided arena.
+//! policy, all in one caller-provided arena; [`attempts`]: several attempts and a selection
+//! rule under a total step budget.
+
+pub mod attempts;
 
 use crate::format::Model;
 use crate::kernels::ops::argmax;

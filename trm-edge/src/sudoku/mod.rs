@@ -5,11 +5,13 @@
 mod check;
 mod grid;
 mod parse;
+mod symmetry;
 mod tokens;
 mod units;
 
 pub use check::{CheckError, Conflict, check_answer, find_conflict};
 pub use grid::{CELLS, Grid, GridError};
 pub use parse::{ParseError, parse};
+pub use symmetry::{Symmetry, SymmetryError};
 pub use tokens::{BLANK_TOKEN, PAD_TOKEN, TokenError, VOCAB_SIZE, decode, encode};
 pub use units::{Unit, UnitKind, box_of, unit_cells};
