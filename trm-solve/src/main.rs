@@ -15,11 +15,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use trm_edge::solver::attempts::{AttemptOptions, AttemptSource, DEFAULT_NOISE, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions};
 
 use input::InputFormat;
 use output::{OutputFormat, Totals};
-use solve::ModelBytes;
+use solve::{Mode, ModelBytes};
 
 /// The model used when `--model` is not given, relative to the working directory.
 const DEFAULT_MODEL: &str = "models/sudoku-int8.trm";
@@ -39,9 +40,34 @@ struct Cli {
     /// Packed model file [default: models/sudoku-int8.trm in the working directory]
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Maximum supervision steps per puzzle [default: the model's halt_max_steps]
+    /// Maximum supervision steps per puzzle; with --attempts, per attempt [default: the
+    /// model's halt_max_steps]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     budget: Option<u32>,
+    /// Test-time scaling: up to K attempts per puzzle (attempt 0 is the plain run) and a
+    /// selection rule; the summary then shows the total supervision steps per puzzle
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    attempts: Option<u32>,
+    /// Where attempts 1..K come from: aug (symmetries of the puzzle, answers mapped back),
+    /// noise (seeded noise on the initial latents), steps (the plain run continued past its
+    /// budget), mixed (round robin over the three)
+    #[arg(long, value_enum, default_value = "aug", requires = "attempts")]
+    attempt_source: Source,
+    /// How the answer is selected: check (first answer passing the Sudoku check, stops early;
+    /// else a valid per-cell vote, else the highest q_halt), q (highest q_halt), vote
+    /// (per-cell majority)
+    #[arg(long, value_enum, default_value = "check", requires = "attempts")]
+    select: Select,
+    /// Total supervision steps per puzzle over all attempts [default: attempts × budget]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "attempts")]
+    total_budget: Option<u32>,
+    /// Seed of the augmentations and noise draws (the output is deterministic for a seed)
+    #[arg(long, default_value_t = 0, requires = "attempts")]
+    seed: u64,
+    /// Noise standard deviation relative to the RMS of H_init / L_init (--attempt-source
+    /// noise|mixed)
+    #[arg(long, default_value_t = DEFAULT_NOISE, requires = "attempts")]
+    noise: f32,
     /// When to stop before the budget: full (never), q (q_halt > 0), check (the answer passes
     /// the Sudoku check), q+check (either)
     #[arg(long, value_enum, default_value = "full")]
@@ -73,6 +99,50 @@ enum Halt {
     Check,
     #[value(name = "q+check")]
     QCheck,
+}
+
+/// `--attempt-source` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Source {
+    Aug,
+    Noise,
+    Steps,
+    Mixed,
+}
+
+impl From<Source> for AttemptSource {
+    fn from(s: Source) -> Self {
+        match s {
+            Source::Aug => AttemptSource::Aug,
+            Source::Noise => AttemptSource::Noise,
+            Source::Steps => AttemptSource::Steps,
+            Source::Mixed => AttemptSource::Mixed,
+        }
+    }
+}
+
+/// `--select` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Select {
+    Check,
+    Q,
+    Vote,
+}
+
+impl From<Select> for Selection {
+    fn from(s: Select) -> Self {
+        match s {
+            Select::Check => Selection::Check,
+            Select::Q => Selection::Q,
+            Select::Vote => Selection::Vote,
+        }
+    }
+}
+
+/// The name clap shows for a value.
+fn value_name(v: &impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or("?".into(), |v| v.get_name().to_string())
 }
 
 impl From<Halt> for HaltPolicy {
@@ -136,12 +206,46 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let bytes = ModelBytes::read(&path)?;
     let model = bytes.model(&path)?;
     trm_edge::kernels::arch::set_simd(!cli.no_simd);
-    let opts = SolveOptions {
-        budget: cli
-            .budget
-            .map_or(model.config().halt_max_steps, |b| b as usize),
-        policy: cli.halt.into(),
-        puzzle_id: 0,
+    let budget = cli
+        .budget
+        .map_or(model.config().halt_max_steps, |b| b as usize);
+    let (mode, described) = match cli.attempts {
+        None => (
+            Mode::Single(SolveOptions {
+                budget,
+                policy: cli.halt.into(),
+                puzzle_id: 0,
+            }),
+            format!("budget {budget}, halt {}", value_name(&cli.halt)),
+        ),
+        Some(k) => {
+            if !matches!(cli.halt, Halt::Full) {
+                bail!("--halt applies to single runs; with --attempts choose --select");
+            }
+            if !cli.noise.is_finite() || cli.noise < 0.0 {
+                bail!("--noise must be a finite number >= 0");
+            }
+            let k = k as usize;
+            let total = cli
+                .total_budget
+                .map_or(k.saturating_mul(budget), |t| t as usize);
+            let opts = AttemptOptions {
+                steps_per_attempt: budget,
+                total_budget: total,
+                seed: cli.seed,
+                noise: cli.noise,
+                ..AttemptOptions::new(&model, k, cli.attempt_source.into(), cli.select.into())
+            };
+            (
+                Mode::Attempts(opts),
+                format!(
+                    "{k} attempts from {}, select {}, {budget} steps each, total budget {total}, seed {}",
+                    value_name(&cli.attempt_source),
+                    value_name(&cli.select),
+                    cli.seed
+                ),
+            )
+        }
     };
     let text = read_input(cli.input.as_deref())?;
     let mut puzzles = Vec::new();
@@ -166,11 +270,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let bar = progress(puzzles.len());
     let tick = || bar.inc(1);
     let mut out = BufWriter::new(io::stdout().lock());
-    output::header(&mut out, cli.format)?;
+    output::header(&mut out, cli.format, cli.attempts.is_some())?;
     let mut totals = Totals::default();
     let start = Instant::now();
     for chunk in puzzles.chunks(CHUNK) {
-        let solved = pool.install(|| solve::solve_all(&model, &opts, chunk, &tick))?;
+        let solved = pool.install(|| solve::solve_all(&model, &mode, chunk, &tick))?;
         for s in &solved {
             output::write(&mut out, cli.format, s)?;
             totals.add(s);
@@ -180,14 +284,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     eprintln!(
-        "model: {} ({} kernels, {} threads, budget {}, halt {})",
+        "model: {} ({} kernels, {} threads, {described})",
         path.display(),
         trm_edge::kernels::arch::kernel_set(),
         pool.current_num_threads(),
-        opts.budget,
-        cli.halt
-            .to_possible_value()
-            .map_or("?".into(), |v| v.get_name().to_string())
     );
     for line in totals.summary(seconds) {
         eprintln!("{line}");

@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use clap::ValueEnum;
 use serde_json::json;
 use trm_edge::solver::StopReason;
+use trm_edge::solver::attempts::Pick;
 
-use crate::solve::Solved;
+use crate::solve::{AttemptInfo, Solved};
 
 /// Output format (`--format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -24,6 +25,20 @@ pub const COLUMNS: [&str; 8] = [
     "line", "puzzle", "answer", "steps", "stop", "q_halt", "valid", "correct",
 ];
 
+/// The extra columns (and JSON keys) of multi-attempt mode (`--attempts`): attempts run, how
+/// the answer was picked (`check|q|vote`) and the attempt it comes from (empty/`null` for a
+/// vote).
+pub const ATTEMPT_COLUMNS: [&str; 3] = ["attempts", "pick", "attempt"];
+
+/// The name of a pick in the output.
+pub fn pick_name(p: Pick) -> &'static str {
+    match p {
+        Pick::Check => "check",
+        Pick::Q => "q",
+        Pick::Vote => "vote",
+    }
+}
+
 /// The name of a stop reason in the output.
 pub fn stop_name(r: StopReason) -> &'static str {
     match r {
@@ -33,46 +48,65 @@ pub fn stop_name(r: StopReason) -> &'static str {
     }
 }
 
-/// Writes the header of `format` (CSV only).
-pub fn header(out: &mut impl Write, format: OutputFormat) -> io::Result<()> {
+/// Writes the header of `format` (CSV only); `attempts`: multi-attempt mode.
+pub fn header(out: &mut impl Write, format: OutputFormat, attempts: bool) -> io::Result<()> {
     if format == OutputFormat::Csv {
-        writeln!(out, "{}", COLUMNS.join(","))?;
+        write!(out, "{}", COLUMNS.join(","))?;
+        if attempts {
+            write!(out, ",{}", ATTEMPT_COLUMNS.join(","))?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
 
 /// Writes one result in `format`.
 pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Result<()> {
-    let sol = &s.solution;
+    let sol = &s.answer;
     match format {
         OutputFormat::Text => writeln!(out, "{}", sol.grid),
         OutputFormat::Json => {
-            let v = json!({
+            let mut v = json!({
                 "line": s.puzzle.line,
                 "puzzle": s.puzzle.grid.to_string(),
                 "answer": sol.grid.to_string(),
                 "steps": sol.steps,
-                "stop": stop_name(sol.reason),
-                "q_halt": json_f32(sol.q.q_halt),
+                "stop": stop_name(sol.stop),
+                "q_halt": json_f32(sol.q_halt),
                 "valid": sol.valid,
                 "correct": s.correct(),
             });
+            if let (Some(a), Some(obj)) = (sol.attempts, v.as_object_mut()) {
+                obj.insert("attempts".into(), a.attempts.into());
+                obj.insert("pick".into(), pick_name(a.pick).into());
+                obj.insert("attempt".into(), a.attempt.into());
+            }
             writeln!(out, "{v}")
         }
         OutputFormat::Csv => {
             let correct = s.correct().map_or(String::new(), |c| c.to_string());
-            writeln!(
+            write!(
                 out,
                 "{},{},{},{},{},{},{},{}",
                 s.puzzle.line,
                 s.puzzle.grid,
                 sol.grid,
                 sol.steps,
-                stop_name(sol.reason),
-                sol.q.q_halt,
+                stop_name(sol.stop),
+                sol.q_halt,
                 sol.valid,
                 correct
-            )
+            )?;
+            if let Some(AttemptInfo {
+                attempts,
+                pick,
+                attempt,
+            }) = sol.attempts
+            {
+                let attempt = attempt.map_or(String::new(), |a| a.to_string());
+                write!(out, ",{attempts},{},{attempt}", pick_name(pick))?;
+            }
+            writeln!(out)
         }
     }
 }
@@ -99,20 +133,34 @@ pub struct Totals {
     /// Puzzles without one, and how many of them got an answer passing the Sudoku check.
     checked_valid: usize,
     latencies: Vec<f64>,
+    /// Multi-attempt mode: the largest total steps of one puzzle, attempts run, and how many
+    /// answers were picked by check, q and vote.
+    max_steps: usize,
+    attempts: Option<(usize, [usize; 3])>,
 }
 
 impl Totals {
     /// Adds one result.
     pub fn add(&mut self, s: &Solved) {
         self.puzzles += 1;
-        self.valid += usize::from(s.solution.valid);
-        self.steps += s.solution.steps;
+        self.valid += usize::from(s.answer.valid);
+        self.steps += s.answer.steps;
+        self.max_steps = self.max_steps.max(s.answer.steps);
+        if let Some(a) = s.answer.attempts {
+            let (runs, picks) = self.attempts.get_or_insert((0, [0; 3]));
+            *runs += a.attempts;
+            picks[match a.pick {
+                Pick::Check => 0,
+                Pick::Q => 1,
+                Pick::Vote => 2,
+            }] += 1;
+        }
         match s.correct() {
             Some(c) => {
                 self.with_solution += 1;
                 self.exact += usize::from(c);
             }
-            None => self.checked_valid += usize::from(s.solution.valid),
+            None => self.checked_valid += usize::from(s.answer.valid),
         }
         self.latencies.push(s.seconds);
     }
@@ -131,11 +179,23 @@ impl Totals {
         };
         let exact = self.exact + self.checked_valid;
         self.latencies.sort_by(f64::total_cmp);
-        vec![
+        let mean = |k: usize| k as f64 / n.max(1) as f64;
+        let mut lines = vec![
             format!("puzzles: {n}"),
             format!("valid answers: {} ({:.2}%)", self.valid, pct(self.valid)),
             format!("exact: {:.2}% ({exact} of {n}; {basis})", pct(exact)),
-            format!("mean steps: {:.2}", self.steps as f64 / n.max(1) as f64),
+            format!("mean steps: {:.2}", mean(self.steps)),
+        ];
+        if let Some((runs, [check, q, vote])) = self.attempts {
+            lines.push(format!(
+                "total supervision steps per puzzle: mean {:.2}, max {} (all attempts)",
+                mean(self.steps),
+                self.max_steps
+            ));
+            lines.push(format!("mean attempts: {:.2}", mean(runs)));
+            lines.push(format!("picked by: check {check}, q {q}, vote {vote}"));
+        }
+        lines.extend([
             format!("puzzles/s: {:.1}", n as f64 / seconds.max(1e-9)),
             format!(
                 "latency p50: {:.3} ms",
@@ -145,7 +205,8 @@ impl Totals {
                 "latency p99: {:.3} ms",
                 1e3 * percentile(&self.latencies, 0.99)
             ),
-        ]
+        ]);
+        lines
     }
 }
 

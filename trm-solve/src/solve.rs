@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use rayon::prelude::*;
 use trm_edge::format::Model;
-use trm_edge::solver::{Solution, SolveOptions, Solver};
+use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, Pick};
+use trm_edge::solver::{SolveOptions, Solver, StopReason};
+use trm_edge::sudoku::Grid;
 
 use crate::input::Puzzle;
 
@@ -48,13 +50,50 @@ impl ModelBytes {
     }
 }
 
+/// One run per puzzle (`--halt`), or several attempts and a selection (`--attempts`).
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// [`Solver::solve`] with these options.
+    Single(SolveOptions),
+    /// [`AttemptSolver::solve`] with these options.
+    Attempts(AttemptOptions),
+}
+
+/// What a multi-attempt solve adds to an answer.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptInfo {
+    /// Attempts run.
+    pub attempts: usize,
+    /// How the answer was chosen.
+    pub pick: Pick,
+    /// The attempt it comes from (`None` for a vote).
+    pub attempt: Option<usize>,
+}
+
+/// The answer to one puzzle, from either mode.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer {
+    /// The predicted grid.
+    pub grid: Grid,
+    /// Supervision steps spent (over all attempts).
+    pub steps: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// `q_halt` of the answer.
+    pub q_halt: f32,
+    /// Whether the answer passes the Sudoku check.
+    pub valid: bool,
+    /// Present in multi-attempt mode.
+    pub attempts: Option<AttemptInfo>,
+}
+
 /// The result of one puzzle.
 #[derive(Clone, Copy, Debug)]
 pub struct Solved {
     /// The puzzle as read.
     pub puzzle: Puzzle,
-    /// The solver's outcome.
-    pub solution: Solution,
+    /// The answer.
+    pub answer: Answer,
     /// Wall time of this solve in seconds.
     pub seconds: f64,
 }
@@ -62,7 +101,46 @@ pub struct Solved {
 impl Solved {
     /// Whether the answer equals the file's solution (`None` when the file has none).
     pub fn correct(&self) -> Option<bool> {
-        self.puzzle.solution.map(|s| s == self.solution.grid)
+        self.puzzle.solution.map(|s| s == self.answer.grid)
+    }
+}
+
+/// Solves one puzzle on `arena`.
+fn solve_one(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> Result<Answer> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("line {}: {e}", p.line);
+    match mode {
+        Mode::Single(opts) => {
+            let mut solver = Solver::new(model, arena).map_err(|e| anyhow!("{e}"))?;
+            let s = solver.solve(&p.grid, opts).map_err(|e| err(&e))?;
+            Ok(Answer {
+                grid: s.grid,
+                steps: s.steps,
+                stop: s.reason,
+                q_halt: s.q.q_halt,
+                valid: s.valid,
+                attempts: None,
+            })
+        }
+        Mode::Attempts(opts) => {
+            let mut solver = AttemptSolver::new(model, arena).map_err(|e| anyhow!("{e}"))?;
+            let s = solver.solve(&p.grid, opts).map_err(|e| err(&e))?;
+            Ok(Answer {
+                grid: s.grid,
+                steps: s.total_steps,
+                stop: if s.pick == Pick::Check {
+                    StopReason::Solved
+                } else {
+                    StopReason::Budget
+                },
+                q_halt: s.q_halt,
+                valid: s.valid,
+                attempts: Some(AttemptInfo {
+                    attempts: s.attempts,
+                    pick: s.pick,
+                    attempt: s.attempt,
+                }),
+            })
+        }
     }
 }
 
@@ -70,25 +148,25 @@ impl Solved {
 /// `tick` is called after each puzzle (progress).
 pub fn solve_all(
     model: &Model<'_>,
-    opts: &SolveOptions,
+    mode: &Mode,
     puzzles: &[Puzzle],
     tick: &(dyn Fn() + Sync),
 ) -> Result<Vec<Solved>> {
-    let arena_len = Solver::arena_len(model);
+    let arena_len = match mode {
+        Mode::Single(_) => Solver::arena_len(model),
+        Mode::Attempts(o) => AttemptSolver::arena_len(model, o.source),
+    };
     puzzles
         .par_iter()
         .map_init(
             || vec![0f32; arena_len],
             |arena, p| {
                 let start = Instant::now();
-                let mut solver = Solver::new(model, arena).map_err(|e| anyhow!("{e}"))?;
-                let solution = solver
-                    .solve(&p.grid, opts)
-                    .map_err(|e| anyhow!("line {}: {e}", p.line))?;
+                let answer = solve_one(model, mode, arena, p)?;
                 tick();
                 Ok(Solved {
                     puzzle: *p,
-                    solution,
+                    answer,
                     seconds: start.elapsed().as_secs_f64(),
                 })
             },

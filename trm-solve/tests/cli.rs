@@ -351,3 +351,179 @@ fn model_errors_name_the_file() {
     let o = run(&["--budget", "0", input.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "usage error");
 }
+
+#[test]
+fn attempts_mode_spends_at_most_the_total_budget() {
+    let dir = temp_dir("attempts");
+    let model = write(&dir, "m.trm", random_model(7, DType::I8));
+    let input = write(&dir, "in.txt", pairs_file());
+    let m = model.to_str().unwrap();
+    let solve = |extra: &[&str]| {
+        let o = run(&[
+            &["--model", m, "--format", "json", "--attempts", "3"][..],
+            extra,
+            &[input.to_str().unwrap()],
+        ]
+        .concat());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        (json_lines(&stdout(&o)), stderr(&o), o.stdout)
+    };
+    for source in ["aug", "noise", "steps", "mixed"] {
+        for select in ["check", "q", "vote"] {
+            let args = ["--attempt-source", source, "--select", select];
+            let (rows, err, raw) = solve(&args);
+            assert_eq!(rows.len(), 5);
+            let mut total = 0;
+            for r in &rows {
+                let steps = r["steps"].as_u64().unwrap();
+                total += steps;
+                let pick = r["pick"].as_str().unwrap();
+                assert!(steps <= 12, "{source} {select}: {steps}");
+                assert!((1..=3).contains(&r["attempts"].as_u64().unwrap()));
+                match select {
+                    "check" => assert!(["check", "q", "vote"].contains(&pick)),
+                    _ => {
+                        assert_eq!(pick, select);
+                        assert_eq!(steps, 12);
+                        assert_eq!(r["attempts"].as_u64(), Some(3));
+                    }
+                }
+                assert_eq!(r["attempt"].is_null(), pick == "vote");
+                assert_eq!(
+                    r["stop"].as_str(),
+                    Some(if pick == "check" { "solved" } else { "budget" })
+                );
+            }
+            let mean = format!(
+                "total supervision steps per puzzle: mean {:.2}",
+                total as f64 / 5.0
+            );
+            assert!(err.contains(&mean), "{mean}: {err}");
+            assert!(
+                err.contains(&format!("3 attempts from {source}, select {select}")),
+                "{err}"
+            );
+            // Deterministic for a seed, whatever the threads; another seed draws other attempts.
+            let (_, _, again) = solve(&[&args[..], &["--threads", "1"]].concat());
+            assert_eq!(raw, again, "{source} {select}");
+        }
+    }
+    let q_of = |seed: &str| {
+        let (rows, ..) = solve(&[
+            "--attempt-source",
+            "aug",
+            "--select",
+            "vote",
+            "--seed",
+            seed,
+        ]);
+        rows.iter()
+            .map(|r| r["answer"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(q_of("1"), q_of("2"));
+    // A total budget below attempts × budget cuts the attempts short.
+    let (rows, err, _) = solve(&["--select", "q", "--total-budget", "6"]);
+    for r in &rows {
+        assert_eq!(
+            (r["steps"].as_u64(), r["attempts"].as_u64()),
+            (Some(6), Some(2))
+        );
+    }
+    assert!(err.contains("max 6"), "{err}");
+    // CSV gains the attempt columns.
+    let o = run(&[
+        "--model",
+        m,
+        "--format",
+        "csv",
+        "--attempts",
+        "2",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct,attempts,pick,attempt")
+    );
+}
+
+#[test]
+fn attempts_check_stops_early_and_one_attempt_is_the_single_run() {
+    let dir = temp_dir("attempts_echo");
+    let model = write(&dir, "echo.trm", echo_model(-1.0));
+    // Solved grids come back valid at the first step of attempt 0; the partial puzzle never.
+    let mut text: String = PAIRS.iter().map(|(_, a)| format!("{a},{a}\n")).collect();
+    text += &format!("{},{}\n", PAIRS[0].0, PAIRS[0].1);
+    let input = write(&dir, "in.txt", &text);
+    let m = model.to_str().unwrap();
+    let o = run(&[
+        "--model",
+        m,
+        "--format",
+        "json",
+        "--attempts",
+        "4",
+        "--attempt-source",
+        "mixed",
+        input.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    let rows = json_lines(&stdout(&o));
+    for r in &rows[..5] {
+        assert_eq!(
+            (r["steps"].as_u64(), r["attempts"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            (r["pick"].as_str(), r["attempt"].as_u64()),
+            (Some("check"), Some(0))
+        );
+        assert_eq!(r["correct"], true);
+    }
+    // No valid answer, and the vote (the puzzle itself) is not valid: the highest q_halt.
+    assert_eq!(rows[5]["steps"].as_u64(), Some(16));
+    assert_eq!(rows[5]["pick"].as_str(), Some("q"));
+    assert_eq!(rows[5]["answer"].as_str(), Some(PAIRS[0].0));
+    assert!(
+        err.contains("total supervision steps per puzzle: mean 3.50, max 16"),
+        "{err}"
+    );
+    assert!(err.contains("picked by: check 5, q 1, vote 0"), "{err}");
+
+    // One attempt is the single run (--select q: all its steps; check: the check policy).
+    let random = write(&dir, "r.trm", random_model(8, DType::F16));
+    let pairs = write(&dir, "pairs.txt", pairs_file());
+    let text_out = |args: &[&str]| {
+        let o = run(&[
+            &["--model", random.to_str().unwrap()][..],
+            args,
+            &[pairs.to_str().unwrap()],
+        ]
+        .concat());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        o.stdout
+    };
+    assert_eq!(
+        text_out(&["--attempts", "1", "--select", "q"]),
+        text_out(&[])
+    );
+    assert_eq!(
+        text_out(&["--attempts", "1", "--select", "check", "--budget", "3"]),
+        text_out(&["--halt", "check", "--budget", "3"])
+    );
+
+    // Usage errors.
+    let p = pairs.to_str().unwrap();
+    let r = random.to_str().unwrap();
+    for bad in [
+        &["--select", "q"][..],
+        &["--attempts", "0"],
+        &["--attempts", "2", "--halt", "q"],
+        &["--attempts", "2", "--noise", "-1"],
+        &["--attempts", "2", "--attempt-source", "dice"],
+    ] {
+        let o = run(&[&["--model", r][..], bad, &[p]].concat());
+        assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
+    }
+}
