@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use common::{pack, random_tensors, tiny_config};
 use trm_edge::format::{DType, Model, ModelConfig, TensorId, TensorKind, Variant};
+use trm_edge::kernels::TILE;
 use trm_edge::runtime::RunError;
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StopReason, predict};
 use trm_edge::sudoku::{Grid, parse};
@@ -362,8 +363,9 @@ fn scratch_does_not_grow_with_expansion_times_sequence() {
     cfg.mlp_inter *= 4;
     let file = pack(&cfg, &random_tensors(&cfg, 1), DType::I8);
     let grown = Model::from_bytes(&file).unwrap().scratch_len();
-    // Only the inner widths (one row or column at a time) are added, not S × It.
-    assert!(grown - base <= 2 * 3 * (cfg.mlp_t_inter / 4).max(cfg.mlp_inter / 4));
+    // Only the inner widths of one tile of TILE rows or columns are added, not S × It.
+    assert!(grown - base <= TILE * 2 * 3 * (cfg.mlp_t_inter / 4).max(cfg.mlp_inter / 4));
+    assert!(base <= TILE * (2 * 16 + 2 * 83));
 }
 
 #[test]

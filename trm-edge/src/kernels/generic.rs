@@ -130,6 +130,72 @@ pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Width of an activation tile: the tile kernels ([`tile_f32`], …) compute this many
+/// positions (or channels) per pass over a weight matrix, so that every weight loaded feeds
+/// `TILE` multiply-adds. 16 on x86_64 and aarch64 (two AVX2 / four NEON registers per weight
+/// row); 1 elsewhere (microcontrollers: no extra working memory, and a tile product is then a
+/// matrix-vector product, see [`super::Matrix::matmul_tile`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub const TILE: usize = 16;
+/// Width of an activation tile (see the x86_64/aarch64 definition).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const TILE: usize = 1;
+
+/// Generates the scalar tile kernel of one weight encoding: `$size` bytes per weight,
+/// `$decode` turns those bytes into an f32.
+macro_rules! tile_kernel {
+    ($(#[$doc:meta])* $name:ident, $size:literal, $decode:expr) => {
+        $(#[$doc])*
+        pub fn $name(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+            let Some(row_bytes) = cols.checked_mul($size).filter(|&b| b > 0) else {
+                return;
+            };
+            let k_len = cols.min(x.len() / TILE);
+            let (xs, _) = x.as_chunks::<TILE>();
+            let (ys, _) = y.as_chunks_mut::<TILE>();
+            for (row, out) in w.chunks_exact(row_bytes).zip(ys) {
+                let mut acc = [0f32; TILE];
+                let (ws, _) = row.as_chunks::<$size>();
+                for (wb, xk) in ws.iter().zip(xs).take(k_len) {
+                    let wv: f32 = $decode(*wb);
+                    for (a, xv) in acc.iter_mut().zip(xk) {
+                        *a += wv * xv;
+                    }
+                }
+                *out = acc;
+            }
+        }
+    };
+}
+
+tile_kernel!(
+    /// Tile product for f32 weights `w` `[rows, cols]` (`4·cols` bytes per row) and a
+    /// *transposed* activation tile: `y[n·TILE + r] = Σ_k W[n, k]·x[k·TILE + r]`, summed in
+    /// order `k = 0, 1, …` from `0.0` (one rounding for the product, one for the sum).
+    ///
+    /// # Shapes
+    /// - `x`: `[cols, TILE]` (column `r` of the tile is input vector `r`); `y`: `[rows, TILE]`
+    ///
+    /// Shorter buffers truncate: `k` runs over `min(cols, x.len() / TILE)` and the rows over
+    /// `min(rows, y.len() / TILE)`; `cols = 0` does nothing.
+    tile_f32,
+    4,
+    f32::from_le_bytes
+);
+tile_kernel!(
+    /// [`tile_f32`] for binary16 weights (`2·cols` bytes per row, decoded exactly).
+    tile_f16,
+    2,
+    |b| f16_to_f32(u16::from_le_bytes(b))
+);
+tile_kernel!(
+    /// [`tile_f32`] for int8 weights (`cols` bytes per row), without the row scales:
+    /// `y[n·TILE + r] = Σ_k q[n, k]·x[k·TILE + r]` (the caller multiplies by the scales).
+    tile_i8,
+    1,
+    |b: [u8; 1]| f32::from(b[0] as i8)
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +225,40 @@ mod tests {
             let exact_q: f64 = q.iter().zip(&x).map(|(&a, &b)| (a as i8) as f64 * b as f64).sum();
             prop_assert!((dot_i8(&q, &x) as f64 - exact_q).abs() < tol * 130.0);
         }
+    }
+
+    #[test]
+    fn tile_kernels_equal_per_column_sums() {
+        let (rows, cols) = (5, 7);
+        let w: std::vec::Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x: std::vec::Vec<f32> = (0..cols * TILE).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut y = std::vec![9.0f32; rows * TILE];
+        tile_f32(&bytes(&w), cols, &x, &mut y);
+        for n in 0..rows {
+            for r in 0..TILE {
+                let mut want = 0f32;
+                for k in 0..cols {
+                    want += w[n * cols + k] * x[k * TILE + r];
+                }
+                assert_eq!(y[n * TILE + r], want);
+            }
+        }
+        // int8 and f16 decode their weights and use the same order.
+        let q: std::vec::Vec<u8> = (0..rows * cols).map(|i| (i * 37 % 255) as u8).collect();
+        let qf: std::vec::Vec<f32> = q.iter().map(|&v| f32::from(v as i8)).collect();
+        let (mut yq, mut yf) = (std::vec![0f32; rows * TILE], std::vec![0f32; rows * TILE]);
+        tile_i8(&q, cols, &x, &mut yq);
+        tile_f32(&bytes(&qf), cols, &x, &mut yf);
+        assert_eq!(yq, yf);
+        let h: std::vec::Vec<u8> = qf
+            .iter()
+            .flat_map(|v| super::super::f16::f32_to_f16(*v).to_le_bytes())
+            .collect();
+        tile_f16(&h, cols, &x, &mut yq);
+        assert_eq!(yq, yf);
+        // Short buffers truncate; nothing past them is written.
+        let mut short = std::vec![9.0f32; 2 * TILE + 3];
+        tile_f32(&bytes(&w), cols, &x[..3 * TILE], &mut short);
+        assert_eq!(short[2 * TILE..], [9.0; 3]);
     }
 }

@@ -1,5 +1,6 @@
 //! [`Matrix`]: a weight matrix borrowed in place from a packed file, and its products.
 
+use super::TILE;
 use super::arch;
 use super::f16::f16_to_f32;
 use crate::format::DType;
@@ -103,6 +104,34 @@ impl<'a> Matrix<'a> {
                 arch::matvec_i8(values, self.cols, x, y);
                 for (out, s) in y.iter_mut().zip(scales.as_chunks::<4>().0) {
                     *out *= f32::from_le_bytes(*s);
+                }
+            }
+        }
+    }
+
+    /// Tile product `Yᵀ = W Xᵀ` for [`TILE`] input vectors at once, with the tile stored
+    /// transposed: `y[n·TILE + r] = Σ_c W[n, c]·x[c·TILE + r]` (each weight read feeds `TILE`
+    /// multiply-adds). Sums run over `c` in order (see [`super::generic::tile_f32`]); int8
+    /// rows are multiplied by their scale afterwards. With `TILE = 1` this is
+    /// [`Matrix::matvec`] (same kernels, same results).
+    ///
+    /// # Shapes
+    /// - `x`: `[cols, TILE]`, `y`: `[rows, TILE]` (shorter buffers truncate, never panic)
+    pub fn matmul_tile(&self, x: &[f32], y: &mut [f32]) {
+        if TILE == 1 {
+            self.matvec(x, y);
+            return;
+        }
+        match self.weights {
+            Weights::F32(w) => arch::tile_f32(w, self.cols, x, y),
+            Weights::F16(w) => arch::tile_f16(w, self.cols, x, y),
+            Weights::I8 { values, scales } => {
+                arch::tile_i8(values, self.cols, x, y);
+                for (out, s) in y.chunks_exact_mut(TILE).zip(scales.as_chunks::<4>().0) {
+                    let s = f32::from_le_bytes(*s);
+                    for v in out {
+                        *v *= s;
+                    }
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! [`generic`] holds the scalar reference kernels (the specification); [`arch`] holds the
 //! SIMD versions and their run-time dispatch (the only place with `unsafe`); [`Matrix`] dispatches products to them;
 //! [`ops`] holds the element-wise pieces of a block (RMSNorm, SwiGLU, softmax, RoPE).
+//! Tile products ([`Matrix::matmul_tile`]) multiply [`TILE`] activation vectors at once, so
+//! that each weight read feeds `TILE` multiply-adds.
 
 pub mod arch;
 pub mod f16;
@@ -10,4 +12,5 @@ pub mod generic;
 mod matrix;
 pub mod ops;
 
+pub use generic::TILE;
 pub use matrix::{Matrix, Weights};

@@ -7,10 +7,13 @@
 //! - `logits` `[L, V]` ([`Model::logits_len`]);
 //! - `scratch` ([`Model::scratch_len`] elements = [`Model::scratch_bytes`] bytes).
 //!
-//! Working memory does not grow with expansion × sequence: blocks run in place on the state;
-//! the channel SwiGLU is computed position by position (`2·I + D` floats), the token-mixing
-//! SwiGLU channel by channel (`2·S + 2·It`), attention keeps q, k, v `[S, 3D]` and one score
-//! row `[S]`. The scratch is the largest of these.
+//! Working memory does not grow with expansion × sequence: blocks run in place on the state,
+//! [`TILE`] vectors at a time (16 on x86_64/aarch64, 1 on microcontrollers): the channel
+//! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
+//! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
+//! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
+//! these: with `TILE = 16`, 78 KiB for the Sudoku TRM-MLP at hidden 64 and 128 (the
+//! token-mixing tile dominates), 256 KiB at hidden 512; with `TILE = 1`, 4.8 KiB and 14 KiB.
 
 mod block;
 mod error;
@@ -18,6 +21,7 @@ mod error;
 pub use error::RunError;
 
 use crate::format::{Model, ModelConfig, TensorKind, Variant};
+use crate::kernels::TILE;
 use crate::kernels::ops::{add_assign, add_sum_assign};
 
 /// Splits `n` elements off the front of `buf`.
@@ -33,21 +37,28 @@ pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32])
 /// f32 elements of scratch one step needs under `cfg`; `None` if the size overflows `usize`.
 pub fn scratch_len(cfg: &ModelConfig) -> Option<usize> {
     let (s, d) = (cfg.seq_total(), cfg.hidden);
-    // Channel SwiGLU: gate and up rows [I] each, output row [D].
-    let channel = cfg.mlp_inter.checked_mul(2)?.checked_add(d)?;
+    // Channel SwiGLU: input tile [D, TILE], gate and up [I, TILE] each, output [D, TILE].
+    let channel = cfg
+        .mlp_inter
+        .checked_mul(2)?
+        .checked_add(d.checked_mul(2)?)?
+        .checked_mul(TILE)?;
     let mixer = match cfg.variant {
-        // Column [S], gate and up [It] each, output column [S].
+        // Input tile [S, TILE], gate and up [It, TILE] each, output [S, TILE].
         Variant::MlpT => cfg
             .mlp_t_inter
             .checked_mul(2)?
-            .checked_add(s.checked_mul(2)?)?,
-        // q, k, v [S, 3D], scores [S], attention and o rows [D] ×2, RoPE rows [hd] ×2.
+            .checked_add(s.checked_mul(2)?)?
+            .checked_mul(TILE)?,
+        // q, k, v [S, 3D], scores [S], attention row [D], RoPE rows [hd] ×2, tiles
+        // [D, TILE] and [3D, TILE].
         Variant::Attention => s
             .checked_mul(d)?
             .checked_mul(3)?
             .checked_add(s)?
-            .checked_add(d.checked_mul(2)?)?
-            .checked_add(cfg.head_dim.checked_mul(2)?)?,
+            .checked_add(d)?
+            .checked_add(cfg.head_dim.checked_mul(2)?)?
+            .checked_add(d.checked_mul(4)?.checked_mul(TILE)?)?,
     };
     // The caller buffers must be addressable too.
     s.checked_mul(d)?.checked_mul(4)?;

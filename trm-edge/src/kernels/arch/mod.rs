@@ -59,6 +59,14 @@ pub(crate) fn simd_allowed() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, matvec_i8};
+// Tile products and the element-wise loops of a block: AVX2 on x86_64; elsewhere the generic
+// code (written lane by lane, so aarch64's baseline NEON vectorises it as it is).
+#[cfg(not(target_arch = "x86_64"))]
+pub use super::generic::{tile_f16, tile_f32, tile_i8};
+#[cfg(not(target_arch = "x86_64"))]
+pub use super::ops::{softmax, swiglu};
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{softmax, swiglu, tile_f16, tile_f32, tile_i8};
 
 #[cfg(all(
     target_arch = "aarch64",

@@ -16,12 +16,17 @@ use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64,
     _mm_loadu_si128, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128,
     _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps,
-    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _xgetbv,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _xgetbv,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::simd_allowed;
-use crate::kernels::generic;
+use crate::kernels::f16::f16_to_f32;
+use crate::kernels::generic::{self, TILE};
+use crate::kernels::ops;
+
+// The tile kernels below hold one tile column block as two 8-lane registers.
+const _: () = assert!(TILE == 16);
 
 /// Bit of [`FEATURES`]: detection has run.
 const DETECTED: u8 = 1;
@@ -305,6 +310,228 @@ kernels!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Tile kernels: `y[n][0..16] = Σ_k W[n, k]·x[k][0..16]` (contract of `generic::tile_*`), a
+// register block of up to `NB` weight rows × 16 positions = 12 accumulators; per column `k`
+// two activation loads and `NB` weight broadcasts feed `2·NB` FMAs. f16 and int8 rows are
+// converted to f32 `KC` columns at a time into a stack panel first (exact conversions, so the
+// sums are the f32 kernel's on the decoded weights).
+
+/// Weight rows per register block.
+const NB: usize = 6;
+/// Columns of f16/int8 weights converted per panel (`NB·KC·4` = 6 KiB of stack).
+const KC: usize = 256;
+
+/// `acc[j] += Σ_{k < k_len} W(j, k)·x[k·16 .. k·16 + 16]`, `W(j, k)` the f32 at
+/// `w + j·stride + k` (any alignment).
+///
+/// # Safety
+/// For `j < R`, `k < k_len`: `w + j·stride + k` is readable as an f32 (4 bytes) and
+/// `x .. x + 16·k_len` is readable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_block<const R: usize>(
+    w: *const f32,
+    stride: usize,
+    x: *const f32,
+    k_len: usize,
+    acc: &mut [[__m256; 2]; R],
+) {
+    let mut a = *acc;
+    for k in 0..k_len {
+        // SAFETY: k < k_len, so x + 16k .. x + 16k + 16 and every weight w + j·stride + k
+        // (j < R) are readable (caller contract); `loadu`/`read_unaligned` need no alignment.
+        unsafe {
+            let x0 = _mm256_loadu_ps(x.add(16 * k));
+            let x1 = _mm256_loadu_ps(x.add(16 * k + 8));
+            for (j, aj) in a.iter_mut().enumerate() {
+                let wv = _mm256_set1_ps(w.add(j * stride + k).read_unaligned());
+                aj[0] = _mm256_fmadd_ps(wv, x0, aj[0]);
+                aj[1] = _mm256_fmadd_ps(wv, x1, aj[1]);
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// Stores `R` accumulated rows to `y + 16·j`.
+///
+/// # Safety
+/// `y .. y + 16·R` must be writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_rows<const R: usize>(acc: &[[__m256; 2]; R], y: *mut f32) {
+    for (j, aj) in acc.iter().enumerate() {
+        // SAFETY: j < R, so y + 16j .. y + 16j + 16 is writable (caller contract).
+        unsafe {
+            _mm256_storeu_ps(y.add(16 * j), aj[0]);
+            _mm256_storeu_ps(y.add(16 * j + 8), aj[1]);
+        }
+    }
+}
+
+/// `R` rows of f32 weights starting at `w` (`cols` per row) against the tile `x`, into `y`.
+///
+/// # Safety
+/// `w .. w + 4·cols·R` readable, `k_len <= cols`, `x .. x + 16·k_len` readable,
+/// `y .. y + 16·R` writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_f32<const R: usize>(
+    w: *const u8,
+    cols: usize,
+    x: *const f32,
+    k_len: usize,
+    y: *mut f32,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    // SAFETY: row j < R holds `cols >= k_len` f32 at w + 4·cols·j (caller contract), so
+    // `tile_block`'s reads with stride `cols` are in bounds; x and y as the caller guarantees.
+    unsafe {
+        tile_block::<R>(w.cast(), cols, x, k_len, &mut acc);
+        store_rows::<R>(&acc, y);
+    }
+}
+
+/// Converts `n` f16 weights at `src` to f32 at `dst` (exact, `vcvtph2ps`).
+///
+/// # Safety
+/// `src .. src + 2n` readable, `dst .. dst + n` writable.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn convert_f16(src: *const u8, dst: *mut f32, n: usize) {
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n: 16 readable bytes at src + 2i, 8 writable floats at dst + i.
+        unsafe { _mm256_storeu_ps(dst.add(i), load_f16(src.add(2 * i))) };
+        i += 8;
+    }
+    while i < n {
+        // SAFETY: i < n: 2 readable bytes at src + 2i, one writable float at dst + i.
+        unsafe {
+            let h = u16::from_le_bytes([*src.add(2 * i), *src.add(2 * i + 1)]);
+            *dst.add(i) = f16_to_f32(h);
+        }
+        i += 1;
+    }
+}
+
+/// Converts `n` int8 weights at `src` to f32 at `dst` (exact).
+///
+/// # Safety
+/// `src .. src + n` readable, `dst .. dst + n` writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn convert_i8(src: *const u8, dst: *mut f32, n: usize) {
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n: 8 readable bytes at src + i, 8 writable floats at dst + i.
+        unsafe { _mm256_storeu_ps(dst.add(i), load_i8(src.add(i))) };
+        i += 8;
+    }
+    while i < n {
+        // SAFETY: i < n: one readable byte at src + i, one writable float at dst + i.
+        unsafe { *dst.add(i) = f32::from(*src.add(i) as i8) };
+        i += 1;
+    }
+}
+
+/// Generates the f16 or int8 row-block function: rows converted to an f32 panel `KC`
+/// columns at a time, then [`tile_block`].
+macro_rules! rows_converted {
+    ($feat:literal, $name:ident, $convert:ident, $size:literal) => {
+        /// `R` rows of converted weights (`$size` bytes each, `cols` per row) starting at `w`
+        /// against the tile `x`, into `y`.
+        ///
+        /// # Safety
+        /// `w .. w + size·cols·R` readable, `k_len <= cols`, `x .. x + 16·k_len` readable,
+        /// `y .. y + 16·R` writable.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const R: usize>(
+            w: *const u8,
+            cols: usize,
+            x: *const f32,
+            k_len: usize,
+            y: *mut f32,
+        ) {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            let mut panel = [[0f32; KC]; R];
+            let mut k0 = 0;
+            while k0 < k_len {
+                let kn = KC.min(k_len - k0);
+                for (j, row) in panel.iter_mut().enumerate() {
+                    // SAFETY: columns k0 .. k0 + kn < k_len <= cols of row j < R lie inside
+                    // the caller's readable rows; the panel row holds KC >= kn floats.
+                    unsafe { $convert(w.add($size * (j * cols + k0)), row.as_mut_ptr(), kn) };
+                }
+                // SAFETY: the panel holds R rows of KC floats (stride KC) with kn valid
+                // columns; x + 16·k0 .. x + 16·(k0 + kn) is inside the caller's tile.
+                unsafe { tile_block::<R>(panel.as_ptr().cast(), KC, x.add(16 * k0), kn, &mut acc) };
+                k0 += kn;
+            }
+            // SAFETY: y .. y + 16·R is writable (caller contract).
+            unsafe { store_rows::<R>(&acc, y) };
+        }
+    };
+}
+
+rows_converted!("avx2,fma,f16c", rows_f16, convert_f16, 2);
+rows_converted!("avx2,fma", rows_i8, convert_i8, 1);
+
+/// Generates a tile kernel from a row-block function: full blocks of [`NB`] rows, then one
+/// block of the remaining 1..NB rows.
+macro_rules! tile_kernel {
+    ($feat:literal, $name:ident, $rows:ident, $size:literal) => {
+        /// AVX2 tile kernel (contract of the generic tile kernel of that encoding).
+        #[target_feature(enable = $feat)]
+        pub(crate) fn $name(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+            let Some(row_bytes) = cols.checked_mul($size).filter(|&b| b > 0) else {
+                return;
+            };
+            let k_len = cols.min(x.len() / TILE);
+            let rows = (w.len() / row_bytes).min(y.len() / TILE);
+            let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+            let mut n = 0;
+            while n + NB <= rows {
+                // SAFETY: rows n .. n + NB < rows lie inside `w` (rows <= w.len() / row_bytes)
+                // and `y` (rows <= y.len() / 16); k_len <= cols and 16·k_len <= x.len().
+                unsafe { $rows::<NB>(wp.add(n * row_bytes), cols, xp, k_len, yp.add(TILE * n)) };
+                n += NB;
+            }
+            let (w_rest, y_rest) = (wp.wrapping_add(n * row_bytes), yp.wrapping_add(TILE * n));
+            // SAFETY: the remaining rows - n rows lie inside `w` and `y` (as above).
+            unsafe {
+                match rows - n {
+                    1 => $rows::<1>(w_rest, cols, xp, k_len, y_rest),
+                    2 => $rows::<2>(w_rest, cols, xp, k_len, y_rest),
+                    3 => $rows::<3>(w_rest, cols, xp, k_len, y_rest),
+                    4 => $rows::<4>(w_rest, cols, xp, k_len, y_rest),
+                    5 => $rows::<5>(w_rest, cols, xp, k_len, y_rest),
+                    _ => {}
+                }
+            }
+        }
+    };
+}
+
+tile_kernel!("avx2,fma", tile_f32_avx2, rows_f32, 4);
+tile_kernel!("avx2,fma,f16c", tile_f16_f16c, rows_f16, 2);
+tile_kernel!("avx2,fma", tile_i8_avx2, rows_i8, 1);
+
+/// [`ops::swiglu`] compiled for AVX2 + FMA: the same code (so the same bits, as [`ops::exp`]
+/// uses no FMA), vectorised 8 lanes wide by the compiler.
+#[target_feature(enable = "avx2,fma")]
+fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
+    ops::swiglu(gate, up);
+}
+
+/// [`ops::softmax`] compiled for AVX2 + FMA (same bits, see [`swiglu_avx2`]).
+#[target_feature(enable = "avx2,fma")]
+fn softmax_avx2(v: &mut [f32]) {
+    ops::softmax(v);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dispatchers (safe): kernel when detected and allowed, generic otherwise.
 
 /// [`generic::dot_f32`], with AVX2 + FMA when available.
@@ -367,6 +594,57 @@ pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         unsafe { matvec_f16_f16c(w, cols, x, y) }
     } else {
         generic::matvec_f16(w, cols, x, y)
+    }
+}
+
+/// [`generic::tile_f32`], with AVX2 + FMA when available.
+pub fn tile_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { tile_f32_avx2(w, cols, x, y) }
+    } else {
+        generic::tile_f32(w, cols, x, y)
+    }
+}
+
+/// [`generic::tile_f16`], with AVX2 + FMA + F16C when available.
+pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma_f16c() {
+        // SAFETY: `avx2_fma_f16c()` is true: AVX2, FMA, F16C and OS-enabled YMM state were
+        // detected.
+        unsafe { tile_f16_f16c(w, cols, x, y) }
+    } else {
+        generic::tile_f16(w, cols, x, y)
+    }
+}
+
+/// [`generic::tile_i8`], with AVX2 + FMA when available.
+pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { tile_i8_avx2(q, cols, x, y) }
+    } else {
+        generic::tile_i8(q, cols, x, y)
+    }
+}
+
+/// [`ops::swiglu`], vectorised with AVX2 when available (identical results).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { swiglu_avx2(gate, up) }
+    } else {
+        ops::swiglu(gate, up)
+    }
+}
+
+/// [`ops::softmax`], vectorised with AVX2 when available (identical results).
+pub fn softmax(v: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
+        unsafe { softmax_avx2(v) }
+    } else {
+        ops::softmax(v)
     }
 }
 
@@ -489,6 +767,80 @@ mod tests {
                     prop_assert!((a - b).abs() <= tol * scale, "{which}: {a} vs {b}");
                 }
             }
+        }
+
+        #[test]
+        fn simd_tiles_match_generic(
+            rows in 0usize..15,
+            cols in 1usize..300,
+            x_cols in 0usize..300,
+            seed in any::<u64>(),
+            w_off in 0usize..8,
+            y_short in 0usize..20,
+        ) {
+            if !cpu_has_avx2_fma_f16c() {
+                return Ok(());
+            }
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
+            // x may be shorter than cols·TILE (then k is truncated) and not a whole tile.
+            let x: Vec<f32> = (0..x_cols.min(cols) * TILE + x_cols % 5).map(|_| next()).collect();
+            let wf: Vec<u8> = w.iter().flat_map(|a| a.to_le_bytes()).collect();
+            let wh: Vec<u8> = w.iter().flat_map(|a| f32_to_f16(*a).to_le_bytes()).collect();
+            let wq: Vec<u8> = w.iter().map(|a| (a * 60.0) as i8 as u8).collect();
+            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
+            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            let ylen = (rows * TILE).saturating_sub(y_short);
+            let tol = 1e-6 * cols as f32 * 2.0;
+            for (which, bytes) in [(0, wf), (1, wh), (2, wq)] {
+                let mut fast = std::vec![7.0f32; ylen];
+                let mut slow = std::vec![7.0f32; ylen];
+                // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
+                // (`cpu_has_avx2_fma_f16c()` checked above).
+                unsafe {
+                    match which {
+                        0 => tile_f32_avx2(bytes, cols, &x, &mut fast),
+                        1 => tile_f16_f16c(bytes, cols, &x, &mut fast),
+                        _ => tile_i8_avx2(bytes, cols, &x, &mut fast),
+                    }
+                }
+                match which {
+                    0 => generic::tile_f32(bytes, cols, &x, &mut slow),
+                    1 => generic::tile_f16(bytes, cols, &x, &mut slow),
+                    _ => generic::tile_i8(bytes, cols, &x, &mut slow),
+                }
+                let scale = if which == 2 { 127.0 } else { 1.0 };
+                for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                    prop_assert!((a - b).abs() <= tol * scale, "{which} at {i}: {a} vs {b}");
+                }
+            }
+        }
+
+        #[test]
+        fn simd_elementwise_is_bit_identical(
+            v in proptest::collection::vec((-100f32..100.0, -3f32..3.0), 0..100),
+        ) {
+            if !cpu_has_avx2_fma() {
+                return Ok(());
+            }
+            let (mut g1, up): (Vec<f32>, Vec<f32>) = v.iter().copied().unzip();
+            let mut g2 = g1.clone();
+            // SAFETY: AVX2 and FMA with OS-enabled YMM state (checked above).
+            unsafe { swiglu_avx2(&mut g1, &up) };
+            ops::swiglu(&mut g2, &up);
+            prop_assert_eq!(&g1, &g2);
+            let mut s1: Vec<f32> = v.iter().map(|p| p.0).collect();
+            let mut s2 = s1.clone();
+            // SAFETY: as above.
+            unsafe { softmax_avx2(&mut s1) };
+            ops::softmax(&mut s2);
+            prop_assert_eq!(s1, s2);
         }
     }
 }
