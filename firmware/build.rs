@@ -119,7 +119,11 @@ fn main() {
     let _ = writeln!(rs, "pub const BOARD: &str = {board:?};");
     let marker = format!("TRM_BOARD={board};");
     let _ = writeln!(rs, "const BOARD_MARKER_LEN: usize = {};", marker.len());
-    let _ = writeln!(rs, "const BOARD_MARKER_BYTES: [u8; {}] = *b{marker:?};", marker.len());
+    let _ = writeln!(
+        rs,
+        "const BOARD_MARKER_BYTES: [u8; {}] = *b{marker:?};",
+        marker.len()
+    );
     let _ = writeln!(rs, "/// probe-rs chip name of the board.");
     let _ = writeln!(rs, "pub const CHIP: &str = {:?};", spec.chip);
     let _ = writeln!(rs, "/// Core clock in Hz after the board's clock setup.");
@@ -146,10 +150,7 @@ fn main() {
 
 /// The cargo feature variable of a board name.
 fn feature_var(board: &str) -> String {
-    format!(
-        "CARGO_FEATURE_{}",
-        board.to_uppercase().replace('-', "_")
-    )
+    format!("CARGO_FEATURE_{}", board.to_uppercase().replace('-', "_"))
 }
 
 /// The dtype of the model's largest tensor (what "an int8 model" means).
@@ -293,7 +294,11 @@ fn pack_official(raw: &[u8], dtype: DType) -> Vec<u8> {
         .map(|(id, shape, data)| TensorInput {
             id: *id,
             shape: *shape,
-            dtype: if id.kind.f32_only() { DType::F32 } else { dtype },
+            dtype: if id.kind.f32_only() {
+                DType::F32
+            } else {
+                dtype
+            },
             data,
         })
         .collect();

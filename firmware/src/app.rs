@@ -219,7 +219,9 @@ fn macs_per_step(c: &ModelConfig) -> usize {
         Variant::MlpT => 3 * c.hidden * s * c.mlp_t_inter,
         Variant::Attention => 4 * s * c.hidden * c.hidden + 2 * s * s * c.hidden,
     };
-    c.calls_per_step() * c.layers * (channel + mixer) + c.seq_len * c.vocab * c.hidden + 2 * c.hidden
+    c.calls_per_step() * c.layers * (channel + mixer)
+        + c.seq_len * c.vocab * c.hidden
+        + 2 * c.hidden
 }
 
 /// The `info` reply.
@@ -240,7 +242,7 @@ fn info(model: &Model<'static>, settings: &Settings, reply: &mut Reply) {
         reply,
         "ok info board={} chip={} clock_hz={} model_bytes={} crc=0x{crc:08x} variant={} dtype={} \
          hidden={} inter={} layers={} T={} n={} nsup={} seq={} macs_per_step={} arena_bytes={} \
-         static_ram={} stack_reserve={} kernels={} budget={} halt={} marks=0x{:x},0x{:x}",
+         static_ram={} stack_reserve={} kernels={} budget={} halt={} fpscr=0x{:08x} marks=0x{:x},0x{:x}",
         memory::BOARD,
         memory::CHIP,
         memory::CLOCK_HZ,
@@ -269,6 +271,7 @@ fn info(model: &Model<'static>, settings: &Settings, reply: &mut Reply) {
         arch::kernel_set(),
         settings.budget,
         policy_name(settings.policy),
+        cortex_m::register::fpscr::read().bits(),
         memory::trm_mark_start as extern "C" fn() as usize & !1,
         memory::trm_mark_stop as extern "C" fn() as usize & !1,
     );
@@ -335,7 +338,9 @@ fn selftest(reply: &mut Reply) {
     let mut w16 = [0u8; 2 * 600];
     let mut q = [0u8; 600];
     let mut x = [0f32; 600];
-    for &len in &[0usize, 1, 3, 4, 7, 8, 15, 16, 17, 31, 64, 97, 130, 256, 513, 600] {
+    for &len in &[
+        0usize, 1, 3, 4, 7, 8, 15, 16, 17, 31, 64, 97, 130, 256, 513, 600,
+    ] {
         for _ in 0..4 {
             let scale = 1.0 + 30.0 * rng.next().abs();
             let mut mag = [0f32; 3];

@@ -7,8 +7,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 
 /// SysTick reload value (the full 24 bits).
@@ -36,8 +36,12 @@ pub fn now() -> u64 {
     loop {
         let before = WRAPS.load(Ordering::Relaxed);
         let current = SYST::get_current();
+        // A wrap whose exception is pending but not yet taken (QEMU takes interrupts at
+        // translation-block ends): count it if `current` was read after the reload.
+        let pending = SCB::is_pendst_pending() && current > RELOAD / 2;
         if WRAPS.load(Ordering::Relaxed) == before {
-            return (u64::from(before) << 24) | u64::from(RELOAD - current);
+            let wraps = u64::from(before) + u64::from(pending);
+            return (wraps << 24) | u64::from(RELOAD - current);
         }
     }
 }

@@ -36,7 +36,10 @@ mod app;
     feature = "qemu-mps2-an386",
     path = "../../boards/qemu-mps2-an386/board.rs"
 )]
-#[cfg_attr(feature = "nucleo-h743zi", path = "../../boards/nucleo-h743zi/board.rs")]
+#[cfg_attr(
+    feature = "nucleo-h743zi",
+    path = "../../boards/nucleo-h743zi/board.rs"
+)]
 #[cfg_attr(feature = "nrf52840-dk", path = "../../boards/nrf52840-dk/board.rs")]
 #[cfg(any(
     feature = "qemu-mps2-an386",

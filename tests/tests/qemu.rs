@@ -1,0 +1,566 @@
+//! The Cortex-M firmware (`firmware/`) under QEMU (`mps2-an386`, Cortex-M4F) answers exactly as
+//! host trm-edge: for small packed models (random int8, f16 and f32 weights, and an "echo"
+//! model that solves full grids), every answer, step count, stop reason, check result and
+//! `q_halt` bit pattern equals what the host's scalar kernels compute for the same model,
+//! budget and policy; bad lines get `err` replies and the firmware goes on; the DSP/SIMD
+//! kernels pass their self-test on the target; a model too large for the board's flash or
+//! RAM fails the build with both numbers; the firmware also builds for Cortex-M33
+//! (`thumbv8m.main-none-eabihf`).
+//!
+//! Run alone with `cargo test --workspace --release qemu`. Needs `qemu-system-arm` and the
+//! Rust targets `thumbv7em-none-eabihf` and `thumbv8m.main-none-eabihf` (see `.ci/run`);
+//! without them it prints SKIPPED, or fails under `CI=true`. The firmware builds in its own
+//! workspace and target directory (`firmware/target`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use trm_edge::format::{
+    DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
+    packed_size, required_tensors, write_model,
+};
+use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StopReason};
+use trm_edge::sudoku::{Grid, find_conflict, parse};
+
+const TARGET: &str = "thumbv7em-none-eabihf";
+const TARGET_M33: &str = "thumbv8m.main-none-eabihf";
+const BOARD: &str = "qemu-mps2-an386";
+
+/// Largest q_halt difference between target and host, relative to `max(1, |q|)` (summation
+/// order only; see `compare_with_host`).
+const Q_TOLERANCE: f32 = 1e-4;
+
+/// Firmware builds share `firmware/target`: one at a time.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Puzzles with unique solutions (`kaggle3m_rated_5000.txt`, top95) and a full grid.
+const PUZZLES: [&str; 8] = [
+    "28.9..47.9...215...3.7.....5...3.26..4....7.....2...41.145.......9...1...2.......",
+    "9...6......3.5.4...4.7..39..7..8..59....2...14..6.....6..5..........95....1.4..3.",
+    ".32..59...5....32.8..9...4...........83..47..17......8.1..9.5.....7...6.5...6....",
+    "..1..3.........8.52..8941....82..4...1.....5..425..7.1......2..9.7.....4...7.6..3",
+    "95....4.....9.27....4.7...8..6..98....57....18..3.....2..6.1..............8....35",
+    "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......",
+    "52...6.........7.13...........4..8..6......5...........418.........3..2...87.....",
+    "281953476967421583435786912578134269142698735396275841814562397659347128723819654",
+];
+
+/// Lines the firmware must refuse with an `err` reply (and then carry on).
+const BAD_LINES: [&[u8]; 8] = [
+    b"28.9..47.9...215",
+    b"28.9..47.9...215...3.7.....5...3.26..4....7.....2...41.145.......9...1...2......x",
+    b"22.9..47.9...215...3.7.....5...3.26..4....7.....2...41.145.......9...1...2.......",
+    b"budget 0",
+    b"halt sometimes",
+    b"teleport",
+    b"\xff\xfe puzzle",
+    b"kernel",
+];
+
+/// Why the firmware cannot be built and run here, if it cannot.
+fn missing_tools() -> Option<String> {
+    if Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("qemu-system-arm not found".into());
+    }
+    let Ok(o) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
+        return Some("rustc not found".into());
+    };
+    let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    for target in [TARGET, TARGET_M33] {
+        let lib = Path::new(&sysroot).join("lib/rustlib").join(target);
+        if !lib.is_dir() {
+            return Some(format!(
+                "Rust target {target} not installed ({})",
+                lib.display()
+            ));
+        }
+    }
+    None
+}
+
+/// `true` to go on; `false` (after a SKIPPED line) when the tools are missing outside CI.
+fn tools_present(test: &str) -> bool {
+    match missing_tools() {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test} cannot run in CI: {why} (see .ci/run)")
+        }
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
+        }
+    }
+}
+
+fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware")
+}
+
+/// `cargo build --release` of the firmware for `board` and `target` with `model` embedded.
+fn cargo_build(target: &str, model: &Path, budget: usize) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The firmware's own `.cargo/config.toml` (target, runner) is found from its directory.
+    Command::new(cargo)
+        .current_dir(firmware_dir())
+        .args([
+            "build",
+            "--release",
+            "--features",
+            BOARD,
+            "--target",
+            target,
+        ])
+        .env("TRM_MODEL", model)
+        .env("TRM_BUDGET", budget.to_string())
+        .env("TRM_HALT", "full")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("run cargo")
+}
+
+/// Builds the CI-board firmware with `model`; returns the ELF.
+fn build(model: &Path, budget: usize) -> PathBuf {
+    let o = cargo_build(TARGET, model, budget);
+    assert!(
+        o.status.success(),
+        "firmware build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    firmware_dir()
+        .join("target")
+        .join(TARGET)
+        .join("release/trm-firmware")
+}
+
+/// Runs the ELF in QEMU with `input` on the semihosting console; returns the reply lines.
+fn run_qemu(elf: &Path, input: &[u8]) -> Vec<String> {
+    let mut child = Command::new("qemu-system-arm")
+        .args([
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu-system-arm");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("qemu output");
+    writer.join().expect("writer thread");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "firmware exit status (101 = panic, 102 = HardFault); stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout)
+        .expect("replies are UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A TRM-MLP Sudoku configuration with hidden size 16.
+fn small_config() -> ModelConfig {
+    ModelConfig {
+        variant: Variant::MlpT,
+        pos_encoding: PosEncoding::None,
+        hidden: 16,
+        mlp_inter: 32,
+        mlp_t_inter: 32,
+        layers: 2,
+        h_cycles: 2,
+        l_cycles: 2,
+        halt_max_steps: 4,
+        seq_len: 81,
+        puzzle_emb_len: 1,
+        puzzle_emb_ndim: 16,
+        num_puzzle_ids: 1,
+        vocab: 11,
+        num_heads: 2,
+        head_dim: 8,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        expansion: 4.0,
+    }
+}
+
+/// Packs `f(id, shape)` for every tensor of `cfg`, matrices stored as `dtype`.
+fn pack(
+    cfg: &ModelConfig,
+    dtype: DType,
+    mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>,
+) -> Vec<u8> {
+    let owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = required_tensors(cfg)
+        .map(|id| {
+            let shape = id.kind.shape(cfg);
+            (id, shape, f(id, shape))
+        })
+        .collect();
+    let inputs: Vec<TensorInput<'_>> = owned
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: if id.kind.f32_only() {
+                DType::F32
+            } else {
+                dtype
+            },
+            data,
+        })
+        .collect();
+    let mut out = vec![0u8; packed_size(cfg, &inputs).expect("packed_size")];
+    write_model(cfg, &inputs, &mut out).expect("write_model");
+    out
+}
+
+/// Random weights (xorshift from `seed`) scaled by `1.7/√cols`; `q_bias` on the Q-head.
+fn random_model(cfg: &ModelConfig, seed: u64, dtype: DType, q_bias: f32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    pack(cfg, dtype, |id, shape| {
+        if id.kind == TensorKind::QHeadBias {
+            return vec![q_bias, -q_bias];
+        }
+        let scale = 1.7 / (shape[1] as f32).sqrt();
+        (0..shape[0] * shape[1])
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
+            })
+            .collect()
+    })
+}
+
+/// A model that answers its input (one-hot embeddings, identity LM head, zero blocks): a
+/// full grid comes back solved at step 1.
+fn echo_model() -> Vec<u8> {
+    pack(&small_config(), DType::F32, |id, shape| {
+        let mut v = vec![0f32; shape[0] * shape[1]];
+        if matches!(id.kind, TensorKind::Embed | TensorKind::LmHead) {
+            for t in 0..shape[0] {
+                v[t * shape[1] + t] = 1.0;
+            }
+        }
+        v
+    })
+}
+
+fn policy_name(p: HaltPolicy) -> &'static str {
+    match p {
+        HaltPolicy::Full => "full",
+        HaltPolicy::Q => "q",
+        HaltPolicy::Check => "check",
+        HaltPolicy::QCheck => "q+check",
+    }
+}
+
+/// The reply host trm-edge (scalar kernels) gives for `puzzle`, without the `cycles=` field.
+fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy) -> String {
+    let grid: Grid = parse(puzzle).expect("test puzzle parses");
+    assert!(find_conflict(&grid).is_none());
+    let mut arena = vec![0f32; Solver::arena_len(model)];
+    let mut solver = Solver::new(model, &mut arena).expect("solver");
+    let s = solver
+        .solve(
+            &grid,
+            &SolveOptions {
+                budget,
+                policy,
+                puzzle_id: 0,
+            },
+        )
+        .expect("host solve");
+    let stop = match s.reason {
+        StopReason::Budget => "budget",
+        StopReason::QHalt => "q_halt",
+        StopReason::Solved => "solved",
+    };
+    format!(
+        "ok {} steps={} stop={stop} check={} q=0x{:08x}",
+        s.grid,
+        s.steps,
+        if s.valid { "pass" } else { "fail" },
+        s.q.q_halt.to_bits()
+    )
+}
+
+/// Runs every puzzle under every policy on the firmware built with `bytes` and compares
+/// each reply with the host's; returns the number of puzzle replies compared.
+fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usize {
+    let t = Instant::now();
+    let path = dir.join(format!("{name}.trm"));
+    std::fs::write(&path, bytes).unwrap();
+    let elf = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build(&path, budget)
+    };
+    let built = t.elapsed();
+    let model = Model::from_bytes(bytes).expect("test model");
+
+    // Scalar kernels on both sides: the same f32 operations in the same order.
+    let mut input: Vec<u8> = b"kernel generic\ninfo\n".to_vec();
+    let mut expected: Vec<Option<String>> = vec![Some("ok kernel generic".into()), None];
+    for policy in [
+        HaltPolicy::Full,
+        HaltPolicy::Q,
+        HaltPolicy::Check,
+        HaltPolicy::QCheck,
+    ] {
+        input.extend(format!("halt {}\n", policy_name(policy)).bytes());
+        expected.push(Some(format!("ok halt {}", policy_name(policy))));
+        for p in PUZZLES {
+            input.extend(p.bytes());
+            input.push(b'\n');
+            expected.push(Some(host_reply(&model, p, budget, policy)));
+        }
+    }
+    // A different budget through the serial command; comments and blank lines: no reply.
+    input.extend(b"budget 1\n# a comment\n\n".iter());
+    expected.push(Some("ok budget 1".into()));
+    input.extend(format!("{}\r\n", PUZZLES[0]).bytes());
+    expected.push(Some(host_reply(&model, PUZZLES[0], 1, HaltPolicy::QCheck)));
+    for bad in BAD_LINES {
+        input.extend(bad);
+        input.push(b'\n');
+        expected.push(None);
+    }
+    input.extend([b'1'; 300]);
+    input.push(b'\n');
+    expected.push(None);
+    // The target's own kernels (DSP on Cortex-M4) against the scalar ones, on the target.
+    input.extend(format!("{}\nstack\nkernel simd\nselftest\n", PUZZLES[1]).bytes());
+    expected.push(Some(host_reply(&model, PUZZLES[1], 1, HaltPolicy::QCheck)));
+    expected.push(None);
+    expected.push(None);
+    expected.push(None);
+    // No `quit`: the end of input ends the program with status 0.
+
+    let t_run = Instant::now();
+    let replies = run_qemu(&elf, &input);
+    assert_eq!(
+        replies.len(),
+        expected.len(),
+        "{name}: one reply per request:\n{}",
+        replies.join("\n")
+    );
+    let mut compared = 0;
+    let mut same_bits = 0;
+    for (i, (got, want)) in replies.iter().zip(&expected).enumerate() {
+        match want {
+            Some(w) if w.starts_with("ok ") && w.len() > 81 => {
+                let (head, cycles) = got
+                    .split_once(" cycles=")
+                    .unwrap_or_else(|| panic!("{name}: reply {i} has no cycles: {got}"));
+                assert!(cycles.parse::<u64>().is_ok(), "{name}: cycles in {got}");
+                // Answer, steps, stop reason and check: identical. q_halt: identical bits when
+                // host and target sum in the same order; trm-edge's tile kernels sum in input
+                // order on x86_64/aarch64 (16-wide tiles) and in 8 lanes on Cortex-M (tile of
+                // 1 = the dot kernels), so q_halt may differ in the last bits.
+                let (got_fields, got_q) = head.rsplit_once(" q=0x").expect("q field");
+                let (want_fields, want_q) = w.rsplit_once(" q=0x").expect("q field");
+                assert_eq!(
+                    got_fields, want_fields,
+                    "{name}: reply {i} differs from host trm-edge"
+                );
+                let q = |h: &str| f32::from_bits(u32::from_str_radix(h, 16).expect("q hex"));
+                let (a, b) = (q(got_q), q(want_q));
+                assert!(
+                    (a - b).abs() <= Q_TOLERANCE * b.abs().max(1.0),
+                    "{name}: reply {i}: q_halt {a} on the target, {b} on the host"
+                );
+                same_bits += usize::from(a.to_bits() == b.to_bits());
+                compared += 1;
+            }
+            Some(w) => assert_eq!(got, w, "{name}: reply {i}"),
+            None => {}
+        }
+    }
+    // The replies without a fixed text.
+    let info = &replies[1];
+    assert!(
+        info.starts_with("ok info board=qemu-mps2-an386") && info.contains(" hidden=16 "),
+        "{name}: {info}"
+    );
+    let n = replies.len();
+    for (got, why) in replies[n - 4 - BAD_LINES.len() - 1..n - 4].iter().zip(
+        BAD_LINES
+            .iter()
+            .map(|b| String::from_utf8_lossy(b))
+            .chain(["300 ones".into()]),
+    ) {
+        assert!(got.starts_with("err "), "{name}: `{why}` gave `{got}`");
+    }
+    assert!(
+        replies[n - 3].starts_with("ok stack peak="),
+        "{}",
+        replies[n - 3]
+    );
+    assert!(
+        replies[n - 2].starts_with("ok kernel "),
+        "{}",
+        replies[n - 2]
+    );
+    assert!(
+        replies[n - 1].starts_with("ok selftest"),
+        "{name}: {}",
+        replies[n - 1]
+    );
+    eprintln!(
+        "{name}: {compared} answers, step counts and stop reasons identical to host trm-edge, \
+         q_halt bit-identical in {same_bits} (build {:.1} s, QEMU {:.1} s); {}; {}",
+        built.as_secs_f64(),
+        t_run.elapsed().as_secs_f64(),
+        replies[n - 3],
+        replies[n - 1]
+    );
+    compared
+}
+
+#[test]
+fn qemu_firmware_matches_host_trm_edge() {
+    if !tools_present("qemu_firmware_matches_host_trm_edge") {
+        return;
+    }
+    trm_edge::kernels::arch::set_simd(false);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = small_config();
+    let mut compared = 0;
+    // Negative and positive Q biases: `halt q` runs the budget out, or stops at step 1.
+    compared += compare_with_host(
+        "random-int8",
+        &random_model(&cfg, 11, DType::I8, -0.5),
+        3,
+        &dir,
+    );
+    compared += compare_with_host(
+        "random-f16",
+        &random_model(&cfg, 12, DType::F16, 0.3),
+        3,
+        &dir,
+    );
+    compared += compare_with_host(
+        "random-f32",
+        &random_model(&cfg, 13, DType::F32, -0.2),
+        2,
+        &dir,
+    );
+    compared += compare_with_host("echo-f32", &echo_model(), 2, &dir);
+    assert_eq!(compared, 4 * (4 * PUZZLES.len() + 2));
+}
+
+/// Builds that cannot fit the board fail in the build script with both numbers.
+#[test]
+fn qemu_board_rejects_models_that_do_not_fit() {
+    if !tools_present("qemu_board_rejects_models_that_do_not_fit") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware-fit");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Flash: ~7.5 MB of f32 weights for a 4 MiB flash.
+    let big = ModelConfig {
+        hidden: 1024,
+        mlp_inter: 600,
+        mlp_t_inter: 8,
+        layers: 1,
+        puzzle_emb_ndim: 0,
+        head_dim: 512,
+        ..small_config()
+    };
+    // RAM: small weights but a 381 × 1024 state (three of them: 4.7 MB) for 4 MiB of RAM.
+    let wide = ModelConfig {
+        hidden: 1024,
+        mlp_inter: 8,
+        mlp_t_inter: 8,
+        layers: 1,
+        puzzle_emb_len: 300,
+        puzzle_emb_ndim: 0,
+        head_dim: 512,
+        ..small_config()
+    };
+    for (name, cfg, dtype, what) in [
+        ("flash", big, DType::F32, "bytes of flash"),
+        ("ram", wide, DType::I8, "bytes of RAM"),
+    ] {
+        let bytes = random_model(&cfg, 5, dtype, 0.0);
+        let path = dir.join(format!("{name}.trm"));
+        std::fs::write(&path, &bytes).unwrap();
+        let o = {
+            let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+            cargo_build(TARGET, &path, 1)
+        };
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name}: an oversized model built");
+        let line = err
+            .lines()
+            .find(|l| l.contains("does not fit board qemu-mps2-an386"))
+            .unwrap_or_else(|| panic!("{name}: no fit message in:\n{err}"));
+        assert!(line.contains(what), "{line}");
+        assert!(line.contains("the board has 4194304 bytes"), "{line}");
+        if name == "flash" {
+            assert!(line.contains(&format!("({} model", bytes.len())), "{line}");
+        }
+        eprintln!("{name}: {}", line.trim());
+    }
+}
+
+/// The firmware (trm-edge included) also builds for Cortex-M33 (ARMv8-M Mainline with FPU).
+#[test]
+fn qemu_board_firmware_builds_for_cortex_m33() {
+    if !tools_present("qemu_board_firmware_builds_for_cortex_m33") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-firmware-m33");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m33.trm");
+    std::fs::write(&path, random_model(&small_config(), 3, DType::I8, 0.0)).unwrap();
+    let t = Instant::now();
+    let o = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        cargo_build(TARGET_M33, &path, 1)
+    };
+    assert!(
+        o.status.success(),
+        "{TARGET_M33} build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let elf = firmware_dir()
+        .join("target")
+        .join(TARGET_M33)
+        .join("release/trm-firmware");
+    assert!(elf.is_file());
+    eprintln!("{TARGET_M33}: built in {:.1} s", t.elapsed().as_secs_f64());
+}
