@@ -122,7 +122,7 @@ pub struct Parts {
 }
 
 /// Sets the board up (nothing to clock here) and opens the console handles.
-pub fn init() -> Parts {
+pub fn init(_cp: &mut cortex_m::Peripherals) -> Parts {
     let stdin = open_console(0);
     let stdout = open_console(4);
     STDERR.store(true, Ordering::Relaxed);

@@ -29,10 +29,11 @@ struct Settings {
 #[entry]
 fn main() -> ! {
     memory::paint_stack();
-    let parts = board::init();
-    if let Some(mut cp) = cortex_m::Peripherals::take() {
-        clock::start(&mut cp.SYST);
-    }
+    let Some(mut cp) = cortex_m::Peripherals::take() else {
+        board::finish()
+    };
+    let parts = board::init(&mut cp);
+    clock::start(&mut cp.SYST);
     let board::Parts {
         mut serial,
         mut led,
