@@ -30,7 +30,7 @@ pub fn rms_norm(v: &mut [f32], eps: f32) {
 /// `x` is clamped first, so the result saturates at `e^−87 ≈ 1.6e-38` and `e^88 ≈ 1.7e38`
 /// instead of underflowing to 0 or overflowing to ∞ (absolute error below 1.7e-38 on the low
 /// side). NaN gives NaN.
-#[inline]
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     // ln 2 = C1 + C2, C1 exact in few bits so that n·C1 is exact.
@@ -57,7 +57,7 @@ pub fn exp(x: f32) -> f32 {
 
 /// `a · sigmoid(a)` computed as PyTorch does, `a / (1 + e^(−a))`, with [`exp`] (relative error
 /// within about 3 ulp of the exactly rounded value).
-#[inline]
+#[inline(always)]
 pub fn silu(a: f32) -> f32 {
     a / (1.0 + exp(-a))
 }
@@ -66,9 +66,20 @@ pub fn silu(a: f32) -> f32 {
 ///
 /// # Shapes
 /// - `gate`, `up`: `[I]`
-#[inline]
+// Always inlined, so that the SIMD builds in `arch` compile this body with their features.
+#[inline(always)]
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
+    let n = gate.len().min(up.len());
+    let (gate, up) = (&mut gate[..n], &up[..n]);
+    // Blocks of 16 independent lanes: two vector chains in flight per iteration.
+    let (gb, gt) = gate.as_chunks_mut::<16>();
+    let (ub, ut) = up.as_chunks::<16>();
+    for (gc, uc) in gb.iter_mut().zip(ub) {
+        for (g, u) in gc.iter_mut().zip(uc) {
+            *g = silu(*g) * u;
+        }
+    }
+    for (g, u) in gt.iter_mut().zip(ut) {
         *g = silu(*g) * u;
     }
 }
@@ -98,7 +109,8 @@ pub fn add_sum_assign(dst: &mut [f32], a: &[f32], b: &[f32]) {
 ///
 /// # Shapes
 /// - `v`: `[n]`
-#[inline]
+// Always inlined, so that the SIMD builds in `arch` compile this body with their features.
+#[inline(always)]
 pub fn softmax(v: &mut [f32]) {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;

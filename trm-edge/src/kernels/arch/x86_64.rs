@@ -321,6 +321,10 @@ const NB: usize = 6;
 /// Columns of f16/int8 weights converted per panel (`NB·KC·4` = 6 KiB of stack).
 const KC: usize = 256;
 
+/// f32 rows of converted weights: `NB` rows of `KC` columns (one per kernel call, on the
+/// stack; only the f16 and int8 kernels fill it).
+type Panel = [[f32; KC]; NB];
+
 /// `acc[j] += Σ_{k < k_len} W(j, k)·x[k·16 .. k·16 + 16]`, `W(j, k)` the f32 at
 /// `w + j·stride + k` (any alignment).
 ///
@@ -382,6 +386,7 @@ unsafe fn rows_f32<const R: usize>(
     x: *const f32,
     k_len: usize,
     y: *mut f32,
+    _panel: &mut Panel,
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     // SAFETY: row j < R holds `cols >= k_len` f32 at w + 4·cols·j (caller contract), so
@@ -453,13 +458,13 @@ macro_rules! rows_converted {
             x: *const f32,
             k_len: usize,
             y: *mut f32,
+            panel: &mut Panel,
         ) {
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            let mut panel = [[0f32; KC]; R];
             let mut k0 = 0;
             while k0 < k_len {
                 let kn = KC.min(k_len - k0);
-                for (j, row) in panel.iter_mut().enumerate() {
+                for (j, row) in panel.iter_mut().take(R).enumerate() {
                     // SAFETY: columns k0 .. k0 + kn < k_len <= cols of row j < R lie inside
                     // the caller's readable rows; the panel row holds KC >= kn floats.
                     unsafe { $convert(w.add($size * (j * cols + k0)), row.as_mut_ptr(), kn) };
@@ -491,22 +496,24 @@ macro_rules! tile_kernel {
             let k_len = cols.min(x.len() / TILE);
             let rows = (w.len() / row_bytes).min(y.len() / TILE);
             let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+            let mut panel: Panel = [[0.0; KC]; NB];
+            let p = &mut panel;
             let mut n = 0;
             while n + NB <= rows {
                 // SAFETY: rows n .. n + NB < rows lie inside `w` (rows <= w.len() / row_bytes)
                 // and `y` (rows <= y.len() / 16); k_len <= cols and 16·k_len <= x.len().
-                unsafe { $rows::<NB>(wp.add(n * row_bytes), cols, xp, k_len, yp.add(TILE * n)) };
+                unsafe { $rows::<NB>(wp.add(n * row_bytes), cols, xp, k_len, yp.add(TILE * n), p) };
                 n += NB;
             }
             let (w_rest, y_rest) = (wp.wrapping_add(n * row_bytes), yp.wrapping_add(TILE * n));
             // SAFETY: the remaining rows - n rows lie inside `w` and `y` (as above).
             unsafe {
                 match rows - n {
-                    1 => $rows::<1>(w_rest, cols, xp, k_len, y_rest),
-                    2 => $rows::<2>(w_rest, cols, xp, k_len, y_rest),
-                    3 => $rows::<3>(w_rest, cols, xp, k_len, y_rest),
-                    4 => $rows::<4>(w_rest, cols, xp, k_len, y_rest),
-                    5 => $rows::<5>(w_rest, cols, xp, k_len, y_rest),
+                    1 => $rows::<1>(w_rest, cols, xp, k_len, y_rest, p),
+                    2 => $rows::<2>(w_rest, cols, xp, k_len, y_rest, p),
+                    3 => $rows::<3>(w_rest, cols, xp, k_len, y_rest, p),
+                    4 => $rows::<4>(w_rest, cols, xp, k_len, y_rest, p),
+                    5 => $rows::<5>(w_rest, cols, xp, k_len, y_rest, p),
                     _ => {}
                 }
             }
