@@ -1,0 +1,139 @@
+//! Evaluation sets: `NAME=FILE[:FROM-TO]` specs, puzzle lines, even subsampling.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use trm_edge::sudoku::{Grid, check_answer, parse};
+
+/// One evaluation set as given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    /// Name in the tables.
+    pub name: String,
+    /// The puzzle file (`puzzle` or `puzzle,solution` per line).
+    pub path: PathBuf,
+    /// 1-based inclusive line range, `None` for the whole file.
+    pub lines: Option<(usize, usize)>,
+}
+
+impl std::str::FromStr for SetSpec {
+    type Err = anyhow::Error;
+
+    /// `NAME=FILE` or `NAME=FILE:FROM-TO` (1-based, inclusive line numbers).
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("expected NAME=FILE[:FROM-TO], got {s:?}"))?;
+        let (path, lines) = match rest.rsplit_once(':') {
+            Some((p, range)) if range.contains('-') => {
+                let (a, b) = range.split_once('-').unwrap_or_default();
+                let (a, b): (usize, usize) = (
+                    a.parse().with_context(|| format!("line range {range:?}"))?,
+                    b.parse().with_context(|| format!("line range {range:?}"))?,
+                );
+                if a == 0 || b < a {
+                    bail!("line range {range:?}: need 1 <= FROM <= TO");
+                }
+                (p, Some((a, b)))
+            }
+            _ => (rest, None),
+        };
+        if name.is_empty() || path.is_empty() {
+            bail!("expected NAME=FILE[:FROM-TO], got {s:?}");
+        }
+        Ok(Self {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+            lines,
+        })
+    }
+}
+
+/// One puzzle of a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The givens.
+    pub puzzle: Grid,
+    /// The solution the file gives, if any (checked against the puzzle).
+    pub solution: Option<Grid>,
+}
+
+/// Parses the puzzles of `text` in `lines` (blank and `#` lines skipped); errors name the line.
+pub fn read_items(text: &str, lines: Option<(usize, usize)>) -> Result<Vec<Item>> {
+    let (from, to) = lines.unwrap_or((1, usize::MAX));
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = l.trim();
+        if line < from || line > to || l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let (q, a) = match l.split_once(',') {
+            Some((q, a)) => (q, Some(a.trim()).filter(|a| !a.is_empty())),
+            None => (l, None),
+        };
+        let puzzle = parse(q).map_err(|e| anyhow!("line {line}: {e}"))?;
+        let solution = a
+            .map(|a| parse(a).map_err(|e| anyhow!("line {line}: solution: {e}")))
+            .transpose()?;
+        if let Some(s) = &solution {
+            check_answer(&puzzle, s).map_err(|e| anyhow!("line {line}: solution: {e}"))?;
+        }
+        out.push(Item {
+            line,
+            puzzle,
+            solution,
+        });
+    }
+    Ok(out)
+}
+
+/// `count` items spread evenly over `items` (indices `⌊i · len / count⌋`), all when `count`
+/// is `None` or not smaller.
+pub fn subsample(items: Vec<Item>, count: Option<usize>) -> Vec<Item> {
+    match count {
+        Some(n) if n < items.len() => {
+            let len = items.len();
+            (0..n).map(|i| items[i * len / n]).collect()
+        }
+        _ => items,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        let s: SetSpec = "kx=/d/k.txt:4001-5000".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.path.to_str(), s.lines),
+            ("kx", Some("/d/k.txt"), Some((4001, 5000)))
+        );
+        let s: SetSpec = "t=top.txt".parse().unwrap();
+        assert_eq!(s.lines, None);
+        for bad in ["top.txt", "=x", "a=x:5-2", "a=x:0-3", "a=x:a-b"] {
+            assert!(bad.parse::<SetSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn items_ranges_and_subsampling() {
+        let p = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+        let s = "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+        let text = format!("{p}\n\n# note\n{p},{s}\n{p}\n{p}\n");
+        let all = read_items(&text, None).unwrap();
+        assert_eq!(all.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 4, 5, 6]);
+        assert!(all[1].solution.is_some() && all[0].solution.is_none());
+        let some = read_items(&text, Some((4, 5))).unwrap();
+        assert_eq!(some.iter().map(|i| i.line).collect::<Vec<_>>(), [4, 5]);
+        let sub = subsample(all.clone(), Some(2));
+        assert_eq!(sub.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(subsample(all.clone(), Some(10)).len(), 4);
+        let bad = format!("{p},{p}\n");
+        assert!(read_items(&bad, None).is_err());
+    }
+}

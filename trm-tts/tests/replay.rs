@@ -1,0 +1,231 @@
+//! The replayed figures are what the live multi-attempt solver returns, and the `sweep` /
+//! `report` commands work end to end (on tiny packed models).
+
+use std::path::Path;
+use std::process::Command;
+
+use trm_edge::format::{
+    DType, Model, ModelConfig, PosEncoding, TensorInput, TensorKind, Variant, packed_size,
+    required_tensors, write_model,
+};
+use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource};
+use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
+use trm_edge::sudoku::parse;
+use trm_tts::{BASELINE, RULES, SOURCES, is_exact, mixed_records, outcomes, replay, run_sources};
+
+const PUZZLE: &str =
+    "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+const SOLUTION: &str =
+    "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+
+fn config() -> ModelConfig {
+    ModelConfig {
+        variant: Variant::MlpT,
+        pos_encoding: PosEncoding::None,
+        hidden: 16,
+        mlp_inter: 32,
+        mlp_t_inter: 32,
+        layers: 2,
+        h_cycles: 2,
+        l_cycles: 1,
+        halt_max_steps: 3,
+        seq_len: 81,
+        puzzle_emb_len: 1,
+        puzzle_emb_ndim: 16,
+        num_puzzle_ids: 1,
+        vocab: 11,
+        num_heads: 2,
+        head_dim: 8,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        expansion: 4.0,
+    }
+}
+
+/// Random weights (xorshift from `seed`); `echo` instead answers the input (one-hot
+/// embeddings, identity LM head, zero blocks): solved grids come back valid.
+fn model(seed: u64, echo: bool) -> Vec<u8> {
+    let cfg = config();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let owned: Vec<_> = required_tensors(&cfg)
+        .map(|id| {
+            let shape = id.kind.shape(&cfg);
+            let scale = 1.7 / (shape[1] as f32).sqrt();
+            let mut v: Vec<f32> = (0..shape[0] * shape[1])
+                .map(|_| {
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                    (r as f32 / (1u64 << 23) as f32 - 1.0) * scale
+                })
+                .collect();
+            if echo {
+                v.iter_mut().for_each(|x| *x = 0.0);
+                if matches!(id.kind, TensorKind::Embed | TensorKind::LmHead) {
+                    for t in 0..shape[0] {
+                        v[t * shape[1] + t] = 1.0;
+                    }
+                }
+            }
+            (id, shape, v)
+        })
+        .collect();
+    let inputs: Vec<_> = owned
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: DType::F32,
+            data,
+        })
+        .collect();
+    let mut out = vec![0u8; packed_size(&cfg, &inputs).unwrap()];
+    write_model(&cfg, &inputs, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn replay_equals_the_live_solver() {
+    let (p, s) = (parse(PUZZLE).unwrap(), parse(SOLUTION).unwrap());
+    for (bytes, puzzle) in [
+        (model(1, false), p),
+        (model(2, false), s),
+        (model(3, true), s),
+    ] {
+        let m = Model::from_bytes(&bytes).unwrap();
+        let base = AttemptOptions {
+            seed: 5,
+            ..AttemptOptions::new(&m, 1, AttemptSource::Aug, RULES[0].0)
+        };
+        let mut arena = vec![0f32; AttemptSolver::arena_len(&m, AttemptSource::Mixed)];
+        let runs = run_sources(&m, &mut arena, &puzzle, &base, 4).unwrap();
+        let mixed = mixed_records(&runs[0], &runs[1], &runs[2], 4).unwrap();
+        for (source, _) in SOURCES {
+            let recs = match source {
+                AttemptSource::Aug => &runs[0],
+                AttemptSource::Noise => &runs[1],
+                AttemptSource::Steps => &runs[2],
+                AttemptSource::Mixed => &mixed,
+            };
+            for (rule, _) in RULES {
+                for k in 1..=4 {
+                    let opts = AttemptOptions {
+                        attempts: k,
+                        source,
+                        select: rule,
+                        total_budget: 3 * k,
+                        ..base
+                    };
+                    let live = AttemptSolver::new(&m, &mut arena)
+                        .unwrap()
+                        .solve(&puzzle, &opts)
+                        .unwrap();
+                    let replayed = replay(recs, rule, k, &puzzle).unwrap();
+                    assert_eq!(live, replayed, "{source:?} {rule:?} K={k}");
+                }
+            }
+        }
+        // The baseline is the single run given K·N steps.
+        let table = outcomes(&runs, &[1, 2, 4], &puzzle, None).unwrap();
+        let mut single = vec![0f32; Solver::arena_len(&m)];
+        for (i, k) in [1, 2, 4].into_iter().enumerate() {
+            let long = Solver::new(&m, &mut single)
+                .unwrap()
+                .solve(
+                    &puzzle,
+                    &SolveOptions {
+                        budget: 3 * k,
+                        policy: HaltPolicy::Full,
+                        puzzle_id: 0,
+                    },
+                )
+                .unwrap();
+            let o = table[BASELINE][i];
+            assert_eq!(o.steps, 3 * k);
+            assert_eq!(o.exact, is_exact(&puzzle, None, &long.grid));
+        }
+        assert_eq!(table.len(), 13);
+    }
+}
+
+fn tts() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trm-tts"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn sweep_report_and_resume() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tts_sweep");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("echo.trm");
+    std::fs::write(&m, model(3, true)).unwrap();
+    // Four solved grids (the echo model answers them at once) and two open puzzles.
+    let data = dir.join("set.txt");
+    let lines = format!("{SOLUTION}\n{PUZZLE},{SOLUTION}\n").repeat(3);
+    std::fs::write(&data, lines).unwrap();
+    let out = dir.join("out");
+    let sweep = |extra: &[&str]| {
+        tts()
+            .args(["sweep", "--model", m.to_str().unwrap(), "--ks", "1,2"])
+            .arg("--set")
+            .arg(format!("a={}:1-4", data.display()))
+            .arg("--set")
+            .arg(format!("b={}", data.display()))
+            .args(["--out", out.to_str().unwrap(), "--threads", "2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = sweep(&[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("**a** (4 puzzles;"), "{md}");
+    assert!(md.contains("**b** (6 puzzles;"), "{md}");
+    // Half of each set is a solved grid: check finds it at step 1, the rest fail.
+    assert!(
+        md.contains("| aug / check | 50.0 / 2.0 | 50.0 / 3.5 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| single run, K·N steps (answer at the last step) | 50.0 / 3.0 | 50.0 / 6.0 |"
+        ),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 13 * 2);
+    assert!(
+        std::fs::metadata(out.join("accuracy_vs_compute.png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+    let jsonl = std::fs::read_to_string(out.join("outcomes.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 10);
+
+    let again = sweep(&[]);
+    assert!(again.status.success());
+    assert!(text(&again.stderr).contains("resuming: 10 puzzles already measured"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("outcomes.jsonl")).unwrap(),
+        jsonl
+    );
+    let other = sweep(&["--seed", "9"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("other settings"),
+        "{}",
+        text(&other.stderr)
+    );
+    let r = tts()
+        .args(["report", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    assert_eq!(std::fs::read_to_string(out.join("table.md")).unwrap(), md);
+}
