@@ -25,6 +25,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 pub mod aarch64;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
+// Cortex-M DSP (SMLAD) int8 kernels; the portable specification builds everywhere.
+pub mod cortex_m;
 
 /// Whether SIMD kernels may be used (default `true`).
 static SIMD: AtomicBool = AtomicBool::new(true);
@@ -45,6 +47,7 @@ pub fn simd_enabled() -> bool {
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",
+        trm_arm_dsp,
         all(
             target_arch = "aarch64",
             target_endian = "little",
@@ -81,8 +84,14 @@ pub use super::generic::{dot_f16, matvec_f16};
 ))]
 pub use aarch64::{dot_f32, dot_i8, kernel_set, matvec_f32, matvec_i8};
 
+#[cfg(trm_arm_dsp)]
+pub use super::generic::{dot_f16, dot_f32, matvec_f16, matvec_f32};
+#[cfg(trm_arm_dsp)]
+pub use cortex_m::{dot_i8, kernel_set, matvec_i8};
+
 #[cfg(not(any(
     target_arch = "x86_64",
+    trm_arm_dsp,
     all(
         target_arch = "aarch64",
         target_endian = "little",
@@ -94,6 +103,7 @@ pub use super::generic::{dot_f16, dot_f32, dot_i8, matvec_f16, matvec_f32, matve
 /// Name of the kernel set in use: always `"generic"` on this architecture.
 #[cfg(not(any(
     target_arch = "x86_64",
+    trm_arm_dsp,
     all(
         target_arch = "aarch64",
         target_endian = "little",

@@ -1,0 +1,405 @@
+//! int8 kernels for Cortex-M cores with the DSP extension (ARMv7E-M: Cortex-M4, M7), in the
+//! CMSIS-NN manner: `SXTB16` unpacks four int8 weights into two pairs of 16-bit lanes and
+//! `SMLAD` does two 16 × 16-bit multiply-accumulates per instruction.
+//!
+//! # Numerics
+//! The activations are f32, so a product first quantises `x` to i16 with one scale per
+//! product: `s = max|x| / 32767`, `x̂[c] = round_half_away(x[c] / s)` (computed as
+//! `x[c] · (32767 / max|x|)`, clamped to ±32767). The sum `Σ q[c]·x̂[c]` is exact in
+//! integers (i32 per block of [`BLOCK`] columns, which cannot overflow even for `q = −128`,
+//! then i64), and `y = s · Σ` (one f32 conversion and one product). Hence:
+//! - error bound against the exact `Σ q[c]·x[c]`: `|y − Σ q·x| ≤ s/2 · Σ|q[c]| + 2⁻²²·|y|`
+//!   (quantisation of `x`, then two f32 roundings), i.e. at most `max|x|·Σ|q| / 65534` plus
+//!   2.4e-7 relative: see [`error_bound`];
+//! - the result does not depend on the summation order: the portable [`matvec_i8_q16`] (the
+//!   specification, tested on every host) and the DSP kernel give the same bits, which the
+//!   firmware's `selftest` checks on the target;
+//! - finite activations are assumed (NaN quantises to 0; an infinite `max|x|` gives NaN).
+//!
+//! Products with more than [`MAX_COLS`] columns (the i16 copy of `x` lives on the stack,
+//! `2·MAX_COLS` bytes) and [`super::set_simd`]`(false)` use the generic f32 kernels.
+//!
+//! Cost (Cortex-M4, QEMU instruction counts in BENCHMARKS.md): the inner loop handles two
+//! rows × four columns in 13 instructions (one `LDRD` of four activations shared by both
+//! rows; per row one `LDR` of four weights, two `SXTB16`, two `SMLAD`), 1.6 instructions per
+//! multiply-accumulate, plus the quantisation of `x` once per product.
+
+#[cfg(trm_arm_dsp)]
+use super::simd_allowed;
+use crate::kernels::generic;
+
+/// Largest number of columns the quantised path handles (stack copy of `x`: 4 KiB).
+pub const MAX_COLS: usize = 2048;
+/// Columns per exact i32 partial sum: `512 · 128 · 32767 < 2³¹`.
+pub const BLOCK: usize = 512;
+/// Largest quantised activation magnitude.
+const Q_MAX: f32 = 32767.0;
+
+/// The quantisation of one activation vector: `x̂` packed for `SMLAD` and its scale.
+///
+/// Columns are grouped by four; group `g` holds two words: `x̂[4g] | x̂[4g+2] << 16` and
+/// `x̂[4g+1] | x̂[4g+3] << 16`, matching what `SXTB16 w` and `SXTB16 w, ROR #8` extract from
+/// the four weights `q[4g..4g+4]` read as one little-endian word. The last `cols % 4`
+/// values are kept unpacked in `tail`.
+struct Quantized {
+    pairs: [u32; MAX_COLS / 2],
+    tail: [i32; 3],
+    scale: f32,
+}
+
+/// `round_half_away(v)` clamped to ±32767, for `|v| ≤ 32767` up to rounding.
+fn q16(v: f32) -> i32 {
+    let r = if v >= 0.0 { v + 0.5 } else { v - 0.5 };
+    // `as` truncates toward zero and saturates (NaN gives 0); clamp to the symmetric range.
+    (r as i32).clamp(-(Q_MAX as i32), Q_MAX as i32)
+}
+
+/// Quantises `x` (at most [`MAX_COLS`] values) to i16 with one scale.
+fn quantize(x: &[f32]) -> Quantized {
+    let mut out = Quantized {
+        pairs: [0; MAX_COLS / 2],
+        tail: [0; 3],
+        scale: 0.0,
+    };
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if max == 0.0 || x.len() > MAX_COLS {
+        return out;
+    }
+    let inv = Q_MAX / max;
+    out.scale = max / Q_MAX;
+    let (groups, tail) = x.as_chunks::<4>();
+    for (g, pair) in groups.iter().zip(out.pairs.as_chunks_mut::<2>().0) {
+        let [a, b, c, d] = g.map(|v| q16(v * inv));
+        pair[0] = (a as u16 as u32) | ((c as u16 as u32) << 16);
+        pair[1] = (b as u16 as u32) | ((d as u16 as u32) << 16);
+    }
+    for (t, v) in out.tail.iter_mut().zip(tail) {
+        *t = q16(v * inv);
+    }
+    out
+}
+
+/// The two 16-bit lanes of a word as signed values.
+fn lanes(w: u32) -> (i32, i32) {
+    (
+        i32::from(w as u16 as i16),
+        i32::from((w >> 16) as u16 as i16),
+    )
+}
+
+/// `Σ q[c]·x̂[c]` over whole groups `g0..g1` of one row (portable; exact in i32 per block).
+fn row_sum_portable(q: &[u8], xq: &Quantized, groups: core::ops::Range<usize>) -> i64 {
+    let mut total = 0i64;
+    let mut g = groups.start;
+    while g < groups.end {
+        let end = (g + BLOCK / 4).min(groups.end);
+        let mut acc = 0i32;
+        for k in g..end {
+            let (Some(w), Some(p)) = (q.get(4 * k..4 * k + 4), xq.pairs.get(2 * k..2 * k + 2))
+            else {
+                break;
+            };
+            let (x0, x2) = lanes(p[0]);
+            let (x1, x3) = lanes(p[1]);
+            let w = |i: usize| i32::from(w[i] as i8);
+            // Bounded by |q| ≤ 128, |x̂| ≤ 32767 and BLOCK: no overflow.
+            acc = acc.wrapping_add(w(0) * x0 + w(2) * x2 + w(1) * x1 + w(3) * x3);
+        }
+        total += i64::from(acc);
+        g = end;
+    }
+    total
+}
+
+/// The tail columns (`4·groups ..`) of one row.
+fn tail_sum(q: &[u8], xq: &Quantized, groups: usize) -> i64 {
+    q.get(4 * groups..)
+        .unwrap_or(&[])
+        .iter()
+        .zip(xq.tail)
+        .map(|(&w, x)| i64::from(w as i8) * i64::from(x))
+        .sum()
+}
+
+/// The portable specification of the DSP kernel: `y[r] = s · Σ_c q[r, c]·x̂[c]` with the
+/// quantisation described in the module docs (same contract as [`generic::matvec_i8`]
+/// otherwise: `rows = q.len() / cols`, a shorter `y` truncates, `cols = 0` does nothing).
+/// Products wider than [`MAX_COLS`] use [`generic::matvec_i8`].
+pub fn matvec_i8_q16(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    let x = x.get(..cols).unwrap_or(x);
+    if x.len() > MAX_COLS || x.len() < cols {
+        generic::matvec_i8(q, cols, x, y);
+        return;
+    }
+    let xq = quantize(x);
+    let groups = cols / 4;
+    for (row, out) in q.chunks_exact(cols).zip(y) {
+        let sum = row_sum_portable(row, &xq, 0..groups) + tail_sum(row, &xq, groups);
+        *out = sum as f32 * xq.scale;
+    }
+}
+
+/// The bound of the module docs for one row: `max|x| · Σ|q| / 65534 + 2⁻²²·|y|`.
+pub fn error_bound(q: &[u8], x: &[f32], y: f32) -> f32 {
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let sum_q: f32 = q
+        .iter()
+        .take(x.len())
+        .map(|&w| f32::from(w as i8).abs())
+        .sum();
+    max * sum_q / (2.0 * Q_MAX) * (1.0 + 1e-6) + y.abs() * 2.4e-7
+}
+
+#[cfg(trm_arm_dsp)]
+mod dsp {
+    use super::{BLOCK, Quantized};
+    use core::arch::asm;
+
+    /// `(Σ row0, Σ row1)` over groups `0..groups` of two rows `cols` bytes apart.
+    ///
+    /// # Safety
+    /// `row0` must point to `4·groups` readable bytes and `row0 + stride` likewise;
+    /// `groups ≤ MAX_COLS / 4`.
+    pub(super) unsafe fn two_rows(
+        row0: *const u8,
+        stride: usize,
+        xq: &Quantized,
+        groups: usize,
+    ) -> (i64, i64) {
+        let (mut t0, mut t1) = (0i64, 0i64);
+        let mut g = 0;
+        while g < groups {
+            let n = (groups - g).min(BLOCK / 4);
+            let (mut a0, mut a1) = (0i32, 0i32);
+            // SAFETY: the loop reads `n` words from `row0 + 4g`, `row0 + stride + 4g` and
+            // `n` double words from `pairs[2g..]`; the caller guarantees the rows hold
+            // `4·groups` bytes and `groups ≤ MAX_COLS / 4` bounds `pairs`. Unaligned `LDR`
+            // is allowed on ARMv7E-M (the weights may sit at any byte address); `pairs` is
+            // word-aligned as `LDRD` needs. Only the named registers and flags change.
+            unsafe {
+                asm!(
+                    "2:",
+                    "ldrd {xa}, {xb}, [{xp}], #8",
+                    "ldr {w}, [{q}, {stride}]",
+                    "sxtb16 {t}, {w}",
+                    "smlad {a1}, {t}, {xa}, {a1}",
+                    "sxtb16 {t}, {w}, ror #8",
+                    "smlad {a1}, {t}, {xb}, {a1}",
+                    "ldr {w}, [{q}], #4",
+                    "sxtb16 {t}, {w}",
+                    "smlad {a0}, {t}, {xa}, {a0}",
+                    "sxtb16 {t}, {w}, ror #8",
+                    "smlad {a0}, {t}, {xb}, {a0}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    q = inout(reg) row0.add(4 * g) => _,
+                    xp = inout(reg) xq.pairs.as_ptr().add(2 * g) => _,
+                    n = inout(reg) n => _,
+                    stride = in(reg) stride,
+                    a0 = inout(reg) a0,
+                    a1 = inout(reg) a1,
+                    xa = out(reg) _,
+                    xb = out(reg) _,
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+            t0 += i64::from(a0);
+            t1 += i64::from(a1);
+            g += n;
+        }
+        (t0, t1)
+    }
+
+    /// `Σ` over groups `0..groups` of one row.
+    ///
+    /// # Safety
+    /// `row` must point to `4·groups` readable bytes; `groups ≤ MAX_COLS / 4`.
+    pub(super) unsafe fn one_row(row: *const u8, xq: &Quantized, groups: usize) -> i64 {
+        let mut total = 0i64;
+        let mut g = 0;
+        while g < groups {
+            let n = (groups - g).min(BLOCK / 4);
+            let mut a = 0i32;
+            // SAFETY: as in `two_rows`, for one row.
+            unsafe {
+                asm!(
+                    "2:",
+                    "ldrd {xa}, {xb}, [{xp}], #8",
+                    "ldr {w}, [{q}], #4",
+                    "sxtb16 {t}, {w}",
+                    "smlad {a}, {t}, {xa}, {a}",
+                    "sxtb16 {t}, {w}, ror #8",
+                    "smlad {a}, {t}, {xb}, {a}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    q = inout(reg) row.add(4 * g) => _,
+                    xp = inout(reg) xq.pairs.as_ptr().add(2 * g) => _,
+                    n = inout(reg) n => _,
+                    a = inout(reg) a,
+                    xa = out(reg) _,
+                    xb = out(reg) _,
+                    w = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+            total += i64::from(a);
+            g += n;
+        }
+        total
+    }
+}
+
+/// [`matvec_i8_q16`] with `SMLAD` (identical results), two rows at a time.
+#[cfg(trm_arm_dsp)]
+fn matvec_i8_dsp(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    let x = x.get(..cols).unwrap_or(x);
+    if x.len() > MAX_COLS || x.len() < cols {
+        generic::matvec_i8(q, cols, x, y);
+        return;
+    }
+    let xq = quantize(x);
+    let groups = cols / 4;
+    let rows = (q.len() / cols).min(y.len());
+    let mut r = 0;
+    while r + 2 <= rows {
+        let row0 = q.get(r * cols..(r + 2) * cols).unwrap_or(&[]);
+        if row0.len() < 2 * cols {
+            break;
+        }
+        // SAFETY: `row0` holds two rows of `cols ≥ 4·groups` bytes each, the second starting
+        // `cols` bytes after the first; `groups ≤ MAX_COLS / 4` since `cols ≤ MAX_COLS`.
+        let (s0, s1) = unsafe { dsp::two_rows(row0.as_ptr(), cols, &xq, groups) };
+        let (first, second) = row0.split_at(cols);
+        let s0 = s0 + tail_sum(first, &xq, groups);
+        let s1 = s1 + tail_sum(second, &xq, groups);
+        if let Some(out) = y.get_mut(r..r + 2) {
+            out[0] = s0 as f32 * xq.scale;
+            out[1] = s1 as f32 * xq.scale;
+        }
+        r += 2;
+    }
+    if r < rows
+        && let Some(row) = q.get(r * cols..(r + 1) * cols)
+        && let Some(out) = y.get_mut(r)
+    {
+        // SAFETY: `row` holds `cols ≥ 4·groups` bytes; `groups ≤ MAX_COLS / 4`.
+        let s = unsafe { dsp::one_row(row.as_ptr(), &xq, groups) } + tail_sum(row, &xq, groups);
+        *out = s as f32 * xq.scale;
+    }
+}
+
+/// [`generic::matvec_i8`]'s contract with the DSP kernel ([`matvec_i8_q16`] numerics) unless
+/// SIMD is switched off.
+#[cfg(trm_arm_dsp)]
+pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if simd_allowed() {
+        matvec_i8_dsp(q, cols, x, y);
+    } else {
+        generic::matvec_i8(q, cols, x, y);
+    }
+}
+
+/// [`generic::dot_i8`]'s contract with the DSP kernel unless SIMD is switched off.
+#[cfg(trm_arm_dsp)]
+pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
+    let n = q.len().min(x.len());
+    let mut y = [0f32; 1];
+    if n == 0 {
+        return 0.0;
+    }
+    matvec_i8(q.get(..n).unwrap_or(&[]), n, x, &mut y);
+    y[0]
+}
+
+/// Name of the kernel set in use: `"dsp"` (int8 products with `SMLAD`; f32 and f16 weights
+/// use the generic kernels), or `"generic"` after `set_simd(false)`.
+#[cfg(trm_arm_dsp)]
+pub fn kernel_set() -> &'static str {
+    if simd_allowed() { "dsp" } else { "generic" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        /// The quantised kernel stays within its stated bound of the exact sum, for every
+        /// row, with awkward lengths (tails, several blocks) and int8 values including −128.
+        #[test]
+        fn q16_is_within_its_bound(
+            cols in 1usize..1100,
+            rows in 1usize..4,
+            seed in any::<u64>(),
+            scale in 1e-3f32..1e3,
+        ) {
+            let mut s = seed | 1;
+            let mut next = || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            };
+            let q: Vec<u8> = (0..rows * cols).map(|_| next() as u8).collect();
+            let x: Vec<f32> = (0..cols)
+                .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale)
+                .collect();
+            let mut y = std::vec![0f32; rows];
+            matvec_i8_q16(&q, cols, &x, &mut y);
+            for (r, row) in q.chunks_exact(cols).enumerate() {
+                let exact: f64 = row
+                    .iter()
+                    .zip(&x)
+                    .map(|(&w, &v)| f64::from(w as i8) * f64::from(v))
+                    .sum();
+                let bound = f64::from(error_bound(row, &x, y[r]));
+                prop_assert!((f64::from(y[r]) - exact).abs() <= bound,
+                    "row {r}: {} vs {exact}, bound {bound}", y[r]);
+                let mut g = [0f32; 1];
+                generic::matvec_i8(row, cols, &x, &mut g);
+                // The generic kernel's own f32 rounding: below 1e-5 of Σ|q·x| here.
+                let mag: f64 = row
+                    .iter()
+                    .zip(&x)
+                    .map(|(&w, &v)| (f64::from(w as i8) * f64::from(v)).abs())
+                    .sum();
+                prop_assert!(f64::from((g[0] - y[r]).abs()) <= bound + 1e-5 * mag);
+            }
+        }
+    }
+
+    #[test]
+    fn q16_edge_cases() {
+        let mut y = [1f32; 2];
+        // Zero activations, zero columns, a short y, a too-wide product (generic path).
+        matvec_i8_q16(&[1, 2, 3, 4], 2, &[0.0, 0.0], &mut y);
+        assert_eq!(y, [0.0, 0.0]);
+        matvec_i8_q16(&[1, 2], 0, &[1.0], &mut y);
+        assert_eq!(y, [0.0, 0.0]);
+        let mut one = [0f32; 1];
+        matvec_i8_q16(&[1, 2, 3, 4], 2, &[1.0, 1.0], &mut one);
+        assert_eq!(one, [3.0]);
+        let wide = std::vec![1u8; MAX_COLS + 1];
+        let xs = std::vec![0.5f32; MAX_COLS + 1];
+        matvec_i8_q16(&wide, MAX_COLS + 1, &xs, &mut one);
+        assert_eq!(one[0], (MAX_COLS + 1) as f32 * 0.5);
+        // Exactly representable activations are exact: x̂ = x · 32767 / max.
+        let q = [127u8, 0x81, 5, 7, 9];
+        let x = [32767.0f32, -32767.0, 1.0, 2.0, 3.0];
+        matvec_i8_q16(&q, 5, &x, &mut one);
+        assert_eq!(
+            one[0],
+            (127.0 * 32767.0 + 127.0 * 32767.0 + 5.0 + 14.0 + 27.0) as f32
+        );
+    }
+}
