@@ -1,0 +1,85 @@
+//! Writes the packed models the firmware's instruction counts are measured on (BENCHMARKS.md):
+//! random weights with the shapes of two TRM-MLP Sudoku models, each as f32, f16 and int8.
+//!
+//! - `h64`: the official reference fixture's shape (hidden 64, 16 puzzle-embedding positions,
+//!   `I = 256`, `It = 512`, 2 layers, T = 3, n = 6);
+//! - `h128`: the shipped edge model's shape (`configs/sudoku-edge.toml`: hidden 128, one
+//!   puzzle-embedding position, `I = 512`, `It = 256`, 2 layers, T = 2, n = 2).
+//!
+//! The cost of a supervision step does not depend on the weight values (no data-dependent
+//! branches in the kernels), so random weights measure what a trained model costs.
+//!
+//! `cargo run --release -p trm-tests --example bench_models -- OUT_DIR`
+
+use trm_edge::format::{
+    DType, ModelConfig, PosEncoding, TensorInput, Variant, packed_size, required_tensors,
+    swiglu_inter, write_model,
+};
+
+fn config(hidden: usize, p: usize, h_cycles: usize, l_cycles: usize) -> ModelConfig {
+    ModelConfig {
+        variant: Variant::MlpT,
+        pos_encoding: PosEncoding::None,
+        hidden,
+        mlp_inter: swiglu_inter(4.0, hidden),
+        mlp_t_inter: swiglu_inter(4.0, p + 81),
+        layers: 2,
+        h_cycles,
+        l_cycles,
+        halt_max_steps: 16,
+        seq_len: 81,
+        puzzle_emb_len: p,
+        puzzle_emb_ndim: hidden * p,
+        num_puzzle_ids: 1,
+        vocab: 11,
+        num_heads: 2,
+        head_dim: hidden / 2,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        expansion: 4.0,
+    }
+}
+
+fn main() {
+    let out = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
+    std::fs::create_dir_all(&out).expect("create output folder");
+    for (name, cfg) in [("h64", config(64, 16, 3, 6)), ("h128", config(128, 1, 2, 2))] {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let owned: Vec<_> = required_tensors(&cfg)
+            .map(|id| {
+                let shape = id.kind.shape(&cfg);
+                let scale = 1.7 / (shape[1] as f32).sqrt();
+                let data: Vec<f32> = (0..shape[0] * shape[1])
+                    .map(|_| {
+                        state ^= state >> 12;
+                        state ^= state << 25;
+                        state ^= state >> 27;
+                        let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                        (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
+                    })
+                    .collect();
+                (id, shape, data)
+            })
+            .collect();
+        for (dname, dtype) in [("f32", DType::F32), ("f16", DType::F16), ("int8", DType::I8)] {
+            let inputs: Vec<TensorInput<'_>> = owned
+                .iter()
+                .map(|(id, shape, data)| TensorInput {
+                    id: *id,
+                    shape: *shape,
+                    dtype: if id.kind.f32_only() {
+                        DType::F32
+                    } else {
+                        dtype
+                    },
+                    data,
+                })
+                .collect();
+            let mut bytes = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
+            write_model(&cfg, &inputs, &mut bytes).expect("write_model");
+            let path = out.join(format!("bench-{name}-{dname}.trm"));
+            std::fs::write(&path, &bytes).expect("write model");
+            println!("{} ({} bytes)", path.display(), bytes.len());
+        }
+    }
+}
