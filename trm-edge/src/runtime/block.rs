@@ -30,6 +30,35 @@ fn swiglu_tile(
     Ok(())
 }
 
+/// Leftover tiles of at most this many rows run row by row ([`swiglu_row`]).
+const SMALL_TILE: usize = if TILE >= 16 { 2 } else { 0 };
+
+/// `v ← rms_norm(v + down(silu(gate·v) · (up·v)))` for one vector (matrix-vector products).
+///
+/// # Shapes
+/// - `v`: `[n]`; `gu`: at least `[2·I]`; `o`: at least `[n]`
+fn swiglu_row(
+    gate_up: Matrix<'_>,
+    down: Matrix<'_>,
+    v: &mut [f32],
+    gu: &mut [f32],
+    o: &mut [f32],
+    eps: f32,
+) -> Result<(), RunError> {
+    let inter = gate_up.rows() / 2;
+    let gu = gu.get_mut(..2 * inter).ok_or(RunError::Internal)?;
+    let o = o.get_mut(..v.len()).ok_or(RunError::Internal)?;
+    gate_up.matvec(v, gu);
+    let (g, u) = gu.split_at_mut(inter);
+    arch::swiglu(g, u);
+    down.matvec(g, o);
+    for (x, y) in v.iter_mut().zip(o.iter()) {
+        *x += y;
+    }
+    rms_norm(v, eps);
+    Ok(())
+}
+
 /// The weights of one SwiGLU (`[2·I, n]` fused gate/up and `[n, I]` down).
 fn swiglu_weights<'a>(
     model: &Model<'a>,
@@ -78,6 +107,15 @@ fn channel_mlp(
     let mut first = 0;
     while first < rows {
         let t = TILE.min(rows - first);
+        if t <= SMALL_TILE {
+            // A few leftover rows (S = 97 = 6·16 + 1): one matrix-vector pass each costs less
+            // than a whole tile pass.
+            for row in h.chunks_exact_mut(d).skip(first).take(t) {
+                swiglu_row(gate_up, down, row, gu, o, cfg.rms_eps)?;
+            }
+            first += t;
+            continue;
+        }
         gather_rows(h, d, first, t, xt);
         swiglu_tile(gate_up, down, xt, gu, o)?;
         for (r, row) in h.chunks_exact_mut(d).skip(first).take(t).enumerate() {
