@@ -19,10 +19,13 @@
 //! Products with more than [`MAX_COLS`] columns (the i16 copy of `x` lives on the stack,
 //! `2·MAX_COLS` bytes) and [`super::set_simd`]`(false)` use the generic f32 kernels.
 //!
-//! Cost (Cortex-M4, QEMU instruction counts in BENCHMARKS.md): the inner loop handles two
-//! rows × four columns in 13 instructions (one `LDRD` of four activations shared by both
-//! rows; per row one `LDR` of four weights, two `SXTB16`, two `SMLAD`), 1.6 instructions per
-//! multiply-accumulate, plus the quantisation of `x` once per product.
+//! Cost (Cortex-M4, exact QEMU instruction counts in BENCHMARKS.md): the inner loop handles
+//! two rows × four columns in 13 instructions (one `LDRD` of four activations shared by both
+//! rows; per row one `LDR` of four weights, two `SXTB16`, two `SMLAD`), 1.625 instructions per
+//! multiply-accumulate, plus the quantisation of `x` once per product and a few instructions
+//! per row. CMSIS-NN's ≤ 1 instruction per MAC needs every unpacked weight to feed two
+//! activation vectors (a 2 × 2 kernel over a tile of two positions), which the runtime's
+//! one-vector products on Cortex-M (tile of 1) do not offer.
 
 #[cfg(trm_arm_dsp)]
 use super::simd_allowed;
@@ -155,145 +158,139 @@ pub fn error_bound(q: &[u8], x: &[f32], y: f32) -> f32 {
 
 #[cfg(trm_arm_dsp)]
 mod dsp {
-    use super::{BLOCK, Quantized};
+    use super::Quantized;
     use core::arch::asm;
 
-    /// `(Σ row0, Σ row1)` over groups `0..groups` of two rows `cols` bytes apart.
+    /// Adds `Σ` over groups `0..n` of two rows `stride` bytes apart to `(a0, a1)`.
     ///
     /// # Safety
-    /// `row0` must point to `4·groups` readable bytes and `row0 + stride` likewise;
-    /// `groups ≤ MAX_COLS / 4`.
+    /// `1 ≤ n`; `row0` and `row0 + stride` must each point to `4·n` readable bytes;
+    /// `n ≤ MAX_COLS / 4`; the sums must not overflow i32 (`4·n ≤ BLOCK` columns).
+    #[inline(always)]
     pub(super) unsafe fn two_rows(
         row0: *const u8,
         stride: usize,
         xq: &Quantized,
-        groups: usize,
-    ) -> (i64, i64) {
-        let (mut t0, mut t1) = (0i64, 0i64);
-        let mut g = 0;
-        while g < groups {
-            let n = (groups - g).min(BLOCK / 4);
-            let (mut a0, mut a1) = (0i32, 0i32);
-            // SAFETY: the loop reads `n` words from `row0 + 4g`, `row0 + stride + 4g` and
-            // `n` double words from `pairs[2g..]`; the caller guarantees the rows hold
-            // `4·groups` bytes and `groups ≤ MAX_COLS / 4` bounds `pairs`. Unaligned `LDR`
-            // is allowed on ARMv7E-M (the weights may sit at any byte address); `pairs` is
-            // word-aligned as `LDRD` needs. Only the named registers and flags change.
-            unsafe {
-                asm!(
-                    "2:",
-                    "ldrd {xa}, {xb}, [{xp}], #8",
-                    "ldr {w}, [{q}, {stride}]",
-                    "sxtb16 {t}, {w}",
-                    "smlad {a1}, {t}, {xa}, {a1}",
-                    "sxtb16 {t}, {w}, ror #8",
-                    "smlad {a1}, {t}, {xb}, {a1}",
-                    "ldr {w}, [{q}], #4",
-                    "sxtb16 {t}, {w}",
-                    "smlad {a0}, {t}, {xa}, {a0}",
-                    "sxtb16 {t}, {w}, ror #8",
-                    "smlad {a0}, {t}, {xb}, {a0}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    q = inout(reg) row0.add(4 * g) => _,
-                    xp = inout(reg) xq.pairs.as_ptr().add(2 * g) => _,
-                    n = inout(reg) n => _,
-                    stride = in(reg) stride,
-                    a0 = inout(reg) a0,
-                    a1 = inout(reg) a1,
-                    xa = out(reg) _,
-                    xb = out(reg) _,
-                    w = out(reg) _,
-                    t = out(reg) _,
-                    options(nostack, readonly),
-                );
-            }
-            t0 += i64::from(a0);
-            t1 += i64::from(a1);
-            g += n;
+        n: usize,
+        a0: &mut i32,
+        a1: &mut i32,
+    ) {
+        // SAFETY: the loop runs `n ≥ 1` times and reads `n` words from `row0` and from
+        // `row0 + stride` and `n` double words from `pairs` (`n ≤ MAX_COLS / 4` bounds it);
+        // the caller guarantees the rows. Unaligned `LDR` is allowed on ARMv7E-M (weights may
+        // sit at any byte address); `pairs` is word-aligned as `LDRD` needs. Only the named
+        // registers and the flags change; memory is only read.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {xa}, {xb}, [{xp}], #8",
+                "ldr {w}, [{q}, {stride}]",
+                "sxtb16 {t}, {w}",
+                "smlad {a1}, {t}, {xa}, {a1}",
+                "sxtb16 {t}, {w}, ror #8",
+                "smlad {a1}, {t}, {xb}, {a1}",
+                "ldr {w}, [{q}], #4",
+                "sxtb16 {t}, {w}",
+                "smlad {a0}, {t}, {xa}, {a0}",
+                "sxtb16 {t}, {w}, ror #8",
+                "smlad {a0}, {t}, {xb}, {a0}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                q = inout(reg) row0 => _,
+                xp = inout(reg) xq.pairs.as_ptr() => _,
+                n = inout(reg) n => _,
+                stride = in(reg) stride,
+                a0 = inout(reg) *a0,
+                a1 = inout(reg) *a1,
+                xa = out(reg) _,
+                xb = out(reg) _,
+                w = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
         }
-        (t0, t1)
     }
 
-    /// `Σ` over groups `0..groups` of one row.
+    /// Adds `Σ` over groups `0..n` of one row to `a`.
     ///
     /// # Safety
-    /// `row` must point to `4·groups` readable bytes; `groups ≤ MAX_COLS / 4`.
-    pub(super) unsafe fn one_row(row: *const u8, xq: &Quantized, groups: usize) -> i64 {
-        let mut total = 0i64;
-        let mut g = 0;
-        while g < groups {
-            let n = (groups - g).min(BLOCK / 4);
-            let mut a = 0i32;
-            // SAFETY: as in `two_rows`, for one row.
-            unsafe {
-                asm!(
-                    "2:",
-                    "ldrd {xa}, {xb}, [{xp}], #8",
-                    "ldr {w}, [{q}], #4",
-                    "sxtb16 {t}, {w}",
-                    "smlad {a}, {t}, {xa}, {a}",
-                    "sxtb16 {t}, {w}, ror #8",
-                    "smlad {a}, {t}, {xb}, {a}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    q = inout(reg) row.add(4 * g) => _,
-                    xp = inout(reg) xq.pairs.as_ptr().add(2 * g) => _,
-                    n = inout(reg) n => _,
-                    a = inout(reg) a,
-                    xa = out(reg) _,
-                    xb = out(reg) _,
-                    w = out(reg) _,
-                    t = out(reg) _,
-                    options(nostack, readonly),
-                );
-            }
-            total += i64::from(a);
-            g += n;
+    /// As [`two_rows`], for one row.
+    #[inline(always)]
+    pub(super) unsafe fn one_row(row: *const u8, xq: &Quantized, n: usize, a: &mut i32) {
+        // SAFETY: as in `two_rows`, for one row.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {xa}, {xb}, [{xp}], #8",
+                "ldr {w}, [{q}], #4",
+                "sxtb16 {t}, {w}",
+                "smlad {a}, {t}, {xa}, {a}",
+                "sxtb16 {t}, {w}, ror #8",
+                "smlad {a}, {t}, {xb}, {a}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                q = inout(reg) row => _,
+                xp = inout(reg) xq.pairs.as_ptr() => _,
+                n = inout(reg) n => _,
+                a = inout(reg) *a,
+                xa = out(reg) _,
+                xb = out(reg) _,
+                w = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
         }
-        total
     }
 }
 
-/// [`matvec_i8_q16`] with `SMLAD` (identical results), two rows at a time.
+/// `Σ q[c]·x̂[c]` over the tail columns `4·groups..` of a row, in i32 (at most 3 products).
+#[cfg(trm_arm_dsp)]
+fn tail_i32(row: &[u8], xq: &Quantized, groups: usize) -> i32 {
+    let mut s = 0i32;
+    for (&w, x) in row.get(4 * groups..).unwrap_or(&[]).iter().zip(xq.tail) {
+        s += i32::from(w as i8) * x;
+    }
+    s
+}
+
+/// [`matvec_i8_q16`] with `SMLAD` (identical results), two rows at a time. Products of at
+/// most [`BLOCK`] columns (every product of the shipped models) sum in i32 and convert with
+/// one `VCVT`; wider ones fall back to [`matvec_i8_q16`]'s portable code.
 #[cfg(trm_arm_dsp)]
 fn matvec_i8_dsp(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     if cols == 0 {
         return;
     }
-    let x = x.get(..cols).unwrap_or(x);
-    if x.len() > MAX_COLS || x.len() < cols {
-        generic::matvec_i8(q, cols, x, y);
+    if cols > BLOCK || x.len() < cols {
+        matvec_i8_q16(q, cols, x, y);
         return;
     }
-    let xq = quantize(x);
+    let xq = quantize(x.get(..cols).unwrap_or(x));
     let groups = cols / 4;
-    let rows = (q.len() / cols).min(y.len());
-    let mut r = 0;
-    while r + 2 <= rows {
-        let row0 = q.get(r * cols..(r + 2) * cols).unwrap_or(&[]);
-        if row0.len() < 2 * cols {
-            break;
+    let mut rows = q.chunks_exact(cols).zip(y.iter_mut());
+    loop {
+        let Some((r0, y0)) = rows.next() else { break };
+        let mut a0 = tail_i32(r0, &xq, groups);
+        match rows.next() {
+            Some((r1, y1)) => {
+                let mut a1 = tail_i32(r1, &xq, groups);
+                if groups > 0 {
+                    // SAFETY: `r1` starts `cols` bytes after `r0` (consecutive exact chunks of
+                    // `q`), each holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ BLOCK / 4`, so
+                    // the i32 sums cannot overflow and `pairs` is in bounds.
+                    unsafe { dsp::two_rows(r0.as_ptr(), cols, &xq, groups, &mut a0, &mut a1) };
+                }
+                *y0 = a0 as f32 * xq.scale;
+                *y1 = a1 as f32 * xq.scale;
+            }
+            None => {
+                if groups > 0 {
+                    // SAFETY: `r0` holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ BLOCK / 4`.
+                    unsafe { dsp::one_row(r0.as_ptr(), &xq, groups, &mut a0) };
+                }
+                *y0 = a0 as f32 * xq.scale;
+            }
         }
-        // SAFETY: `row0` holds two rows of `cols ≥ 4·groups` bytes each, the second starting
-        // `cols` bytes after the first; `groups ≤ MAX_COLS / 4` since `cols ≤ MAX_COLS`.
-        let (s0, s1) = unsafe { dsp::two_rows(row0.as_ptr(), cols, &xq, groups) };
-        let (first, second) = row0.split_at(cols);
-        let s0 = s0 + tail_sum(first, &xq, groups);
-        let s1 = s1 + tail_sum(second, &xq, groups);
-        if let Some(out) = y.get_mut(r..r + 2) {
-            out[0] = s0 as f32 * xq.scale;
-            out[1] = s1 as f32 * xq.scale;
-        }
-        r += 2;
-    }
-    if r < rows
-        && let Some(row) = q.get(r * cols..(r + 1) * cols)
-        && let Some(out) = y.get_mut(r)
-    {
-        // SAFETY: `row` holds `cols ≥ 4·groups` bytes; `groups ≤ MAX_COLS / 4`.
-        let s = unsafe { dsp::one_row(row.as_ptr(), &xq, groups) } + tail_sum(row, &xq, groups);
-        *out = s as f32 * xq.scale;
     }
 }
 
