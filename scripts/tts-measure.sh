@@ -8,6 +8,7 @@
 #
 #   scripts/tts-measure.sh [COUNT]     # COUNT: puzzles per set, spread evenly (default: all)
 #
+# Per-set sizes override COUNT: N_TOP1465, N_FORUM, N_EXPERT.
 # Environment: MODEL (default models/sudoku-int8.trm), TRM_DATA (default ../shared/data/sudoku),
 # OUT (default target/tts), THREADS (default 0 = all cores), KS (default 1,2,4,8,16),
 # SEED (default 0), NOISE (default 0.5).
@@ -20,9 +21,9 @@ out=${OUT:-target/tts}
 cargo build --release -q -p trm-tts
 args=(sweep --model "$model" --out "$out" --threads "${THREADS:-0}" --ks "${KS:-1,2,4,8,16}"
   --seed "${SEED:-0}" --noise "${NOISE:-0.5}"
-  --set "top1465=$data/top1465.txt"
-  --set "forum_hardest_1106=$data/forum_hardest_1106.txt"
-  --set "kaggle3m_expert=$data/kaggle3m_rated_5000.txt:4001-5000")
+  --set "top1465=$data/top1465.txt${N_TOP1465:+@$N_TOP1465}"
+  --set "forum_hardest_1106=$data/forum_hardest_1106.txt${N_FORUM:+@$N_FORUM}"
+  --set "kaggle3m_expert=$data/kaggle3m_rated_5000.txt:4001-5000${N_EXPERT:+@$N_EXPERT}")
 if [ -n "$count" ]; then
   args+=(--count "$count")
 fi

@@ -14,13 +14,26 @@ pub struct SetSpec {
     pub path: PathBuf,
     /// 1-based inclusive line range, `None` for the whole file.
     pub lines: Option<(usize, usize)>,
+    /// Puzzles to take from it (spread evenly), overriding `--count`.
+    pub count: Option<usize>,
 }
 
 impl std::str::FromStr for SetSpec {
     type Err = anyhow::Error;
 
-    /// `NAME=FILE` or `NAME=FILE:FROM-TO` (1-based, inclusive line numbers).
-    fn from_str(s: &str) -> Result<Self> {
+    /// `NAME=FILE[:FROM-TO][@COUNT]` (1-based, inclusive line numbers; COUNT puzzles spread
+    /// evenly over them).
+    fn from_str(spec: &str) -> Result<Self> {
+        let (s, count) = match spec.rsplit_once('@') {
+            Some((head, n)) => (
+                head,
+                Some(
+                    n.parse::<usize>()
+                        .with_context(|| format!("count {n:?} in {spec:?}"))?,
+                ),
+            ),
+            None => (spec, None),
+        };
         let (name, rest) = s
             .split_once('=')
             .ok_or_else(|| anyhow!("expected NAME=FILE[:FROM-TO], got {s:?}"))?;
@@ -45,6 +58,7 @@ impl std::str::FromStr for SetSpec {
             name: name.to_string(),
             path: PathBuf::from(path),
             lines,
+            count,
         })
     }
 }
@@ -114,8 +128,12 @@ mod tests {
             ("kx", Some("/d/k.txt"), Some((4001, 5000)))
         );
         let s: SetSpec = "t=top.txt".parse().unwrap();
-        assert_eq!(s.lines, None);
-        for bad in ["top.txt", "=x", "a=x:5-2", "a=x:0-3", "a=x:a-b"] {
+        assert_eq!((s.lines, s.count), (None, None));
+        let s: SetSpec = "kx=k.txt:4001-5000@60".parse().unwrap();
+        assert_eq!((s.lines, s.count), (Some((4001, 5000)), Some(60)));
+        for bad in [
+            "top.txt", "=x", "a=x:5-2", "a=x:0-3", "a=x:a-b", "a=x@", "a=x@y",
+        ] {
             assert!(bad.parse::<SetSpec>().is_err(), "{bad}");
         }
     }

@@ -52,7 +52,8 @@ struct SweepArgs {
     /// Packed model file.
     #[arg(long)]
     model: PathBuf,
-    /// An evaluation set, NAME=FILE or NAME=FILE:FROM-TO (1-based inclusive lines); repeatable.
+    /// An evaluation set, NAME=FILE[:FROM-TO][@COUNT] (1-based inclusive lines; COUNT puzzles
+    /// spread evenly, overriding --count); repeatable.
     #[arg(long = "set", required = true)]
     sets: Vec<SetSpec>,
     /// Puzzles per set, spread evenly over it [default: all].
@@ -153,7 +154,7 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         let text =
             fs::read_to_string(&s.path).with_context(|| format!("reading {}", s.path.display()))?;
         let items = read_items(&text, s.lines).with_context(|| s.path.display().to_string())?;
-        sets.push((s, subsample(items, a.count)));
+        sets.push((s, subsample(items, s.count.or(a.count))));
     }
     let meta = Meta {
         model: a.model.display().to_string(),
