@@ -3,6 +3,8 @@
 //! Exit codes: 0 every line solved; 1 some input lines were bad (reported on stderr, the rest
 //! solved; with `--strict` nothing is solved); 2 usage, model or I/O error.
 
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod gpu;
 mod input;
 mod output;
 mod solve;
@@ -87,8 +89,24 @@ struct Cli {
     /// Use the scalar reference kernels only (bit-identical results on every architecture)
     #[arg(long)]
     no_simd: bool,
+    /// Where the network runs: cpu (trm-edge, all cores), or the burn model of trm-train on a
+    /// GPU through wgpu (Vulkan/Metal/DX12) or CUDA, batched; wgpu and cuda need a build with
+    /// that cargo feature (`cargo build --release -p trm-solve --features wgpu`)
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// Puzzles per batch on a GPU backend
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
     /// Puzzle file, or - for stdin (the default)
     input: Option<PathBuf>,
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Wgpu,
+    Cuda,
 }
 
 /// `--halt` values.
@@ -201,6 +219,45 @@ fn read_input(path: Option<&Path>) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Where puzzles are solved.
+enum Engine {
+    /// trm-edge on the rayon pool.
+    Cpu,
+    /// The burn model on a GPU device, with the single-run options.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    Gpu(gpu::GpuSolver, SolveOptions),
+}
+
+impl Engine {
+    fn new(cli: &Cli, model: &trm_edge::format::Model<'_>, mode: &Mode) -> Result<Self> {
+        if cli.backend == BackendArg::Cpu {
+            return Ok(Self::Cpu);
+        }
+        let Mode::Single(opts) = mode else {
+            bail!("--attempts runs on the cpu backend only");
+        };
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        {
+            use trm_train::train::config::Backend;
+            let backend = match cli.backend {
+                BackendArg::Wgpu => Backend::Wgpu,
+                _ => Backend::Cuda,
+            };
+            let gpu = gpu::GpuSolver::new(model, backend, cli.batch as usize)?;
+            Ok(Self::Gpu(gpu, *opts))
+        }
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+        {
+            let _ = (model, opts);
+            let name = value_name(&cli.backend);
+            bail!(
+                "this trm-solve was built without the {name} backend: \
+                 cargo build --release -p trm-solve --features {name}"
+            )
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<ExitCode> {
     let path = model_path(cli)?;
     let bytes = ModelBytes::read(&path)?;
@@ -267,6 +324,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         .num_threads(cli.threads)
         .build()
         .context("starting worker threads")?;
+    let engine = Engine::new(cli, &model, &mode)?;
     let bar = progress(puzzles.len());
     let tick = || bar.inc(1);
     let mut out = BufWriter::new(io::stdout().lock());
@@ -274,7 +332,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let mut totals = Totals::default();
     let start = Instant::now();
     for chunk in puzzles.chunks(CHUNK) {
-        let solved = pool.install(|| solve::solve_all(&model, &mode, chunk, &tick))?;
+        let solved = match &engine {
+            Engine::Cpu => pool.install(|| solve::solve_all(&model, &mode, chunk, &tick))?,
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            Engine::Gpu(gpu, opts) => gpu.solve_all(opts, chunk, &tick)?,
+        };
         for s in &solved {
             output::write(&mut out, cli.format, s)?;
             totals.add(s);
@@ -283,12 +345,21 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    eprintln!(
-        "model: {} ({} kernels, {} threads, {described})",
-        path.display(),
-        trm_edge::kernels::arch::kernel_set(),
-        pool.current_num_threads(),
-    );
+    match engine {
+        Engine::Cpu => eprintln!(
+            "model: {} ({} kernels, {} threads, {described})",
+            path.display(),
+            trm_edge::kernels::arch::kernel_set(),
+            pool.current_num_threads(),
+        ),
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Engine::Gpu(..) => eprintln!(
+            "model: {} (burn {}, f32, batches of {}, {described})",
+            path.display(),
+            value_name(&cli.backend),
+            cli.batch
+        ),
+    }
     for line in totals.summary(seconds) {
         eprintln!("{line}");
     }

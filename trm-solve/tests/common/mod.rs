@@ -61,9 +61,23 @@ pub fn config() -> ModelConfig {
     }
 }
 
-/// Packs `f(id, shape)` values for every tensor of [`config`], matrices stored as `dtype`.
-fn pack(dtype: DType, mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>) -> Vec<u8> {
-    let cfg = config();
+/// [`config`] with the SwiGLU widths the official formula gives (256 and 256), as the burn
+/// model of the GPU backend derives them from `expansion`.
+pub fn official_config() -> ModelConfig {
+    ModelConfig {
+        mlp_inter: trm_edge::format::swiglu_inter(4.0, 16),
+        mlp_t_inter: trm_edge::format::swiglu_inter(4.0, 82),
+        ..config()
+    }
+}
+
+/// Packs `f(id, shape)` values for every tensor of `cfg`, matrices stored as `dtype`.
+fn pack(
+    cfg: &ModelConfig,
+    dtype: DType,
+    mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>,
+) -> Vec<u8> {
+    let cfg = *cfg;
     let owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = required_tensors(&cfg)
         .map(|id| {
             let shape = id.kind.shape(&cfg);
@@ -88,10 +102,15 @@ fn pack(dtype: DType, mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>) -> Ve
     out
 }
 
-/// A model with random weights (xorshift from `seed`); its answers are noise.
+/// A model of [`config`] with random weights (xorshift from `seed`); its answers are noise.
 pub fn random_model(seed: u64, dtype: DType) -> Vec<u8> {
+    random_model_with(&config(), seed, dtype)
+}
+
+/// [`random_model`] with configuration `cfg`.
+pub fn random_model_with(cfg: &ModelConfig, seed: u64, dtype: DType) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    pack(dtype, |_, shape| {
+    pack(cfg, dtype, |_, shape| {
         let scale = 1.7 / (shape[1] as f32).sqrt();
         (0..shape[0] * shape[1])
             .map(|_| {
@@ -109,7 +128,12 @@ pub fn random_model(seed: u64, dtype: DType) -> Vec<u8> {
 /// cell's state stays a positive multiple of its token's one-hot vector). A full grid comes
 /// back solved; blanks stay blank. `q_halt` is `q_bias` on every step.
 pub fn echo_model(q_bias: f32) -> Vec<u8> {
-    pack(DType::F32, |id, shape| {
+    echo_model_with(&config(), q_bias)
+}
+
+/// [`echo_model`] with configuration `cfg`.
+pub fn echo_model_with(cfg: &ModelConfig, q_bias: f32) -> Vec<u8> {
+    pack(cfg, DType::F32, |id, shape| {
         let mut v = vec![0f32; shape[0] * shape[1]];
         match id.kind {
             TensorKind::Embed | TensorKind::LmHead => {
