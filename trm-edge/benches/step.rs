@@ -25,6 +25,12 @@
 //! To keep the whole run short (the host has 2 cores), the full solves and the 2-thread
 //! throughput at D = 512 are timed once (one solve per thread) outside criterion and printed
 //! as `oneshot ...` lines (`TRM_BENCH_ONESHOT=0` skips them, e.g. with a criterion filter).
+//!
+//! The runtime multiplies `trm_edge::kernels::TILE` (16) positions or channels per pass over a
+//! weight matrix (tile kernels); the `kernels` group times one step at D = 128 with the
+//! generic (scalar, autovectorised) tile kernels (`set_simd(false)`) and with the AVX2 ones.
+//! The row-by-row implementation before the tile kernels (commit `e25789e`) is compared by
+//! running that commit's bench back to back (see BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -281,7 +287,7 @@ fn benches(c: &mut Criterion) {
         }
     }
 
-    // Scalar vs SIMD kernels, one step at D = 128.
+    // Generic vs SIMD tile kernels, one step at D = 128.
     let cfg = sudoku_config(128);
     let flops = flops_per_step(&cfg);
     for dtype in [DType::F32, DType::I8] {
