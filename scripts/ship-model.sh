@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Ships a training run as the project's default model: exports the EMA weights of RUN_DIR
+# (default runs/sudoku-edge) as models/sudoku-{f32,f16,int8}.trm, copies the resumable
+# checkpoint to models/checkpoint/, draws the charts and writes models/PROVENANCE.md.
+#
+#   scripts/ship-model.sh [RUN_DIR]
+#
+# Safe while the run is still training: the trainer replaces its files atomically, and the
+# copies are taken from one checkpoint (the step is read from it and checked afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=${1:-runs/sudoku-edge}
+out=${MODELS:-models}
+cargo build --release -q -p trm-train
+train=target/release/trm-train
+
+mkdir -p "$out/checkpoint" "$out/plots"
+# One consistent snapshot of the run directory.
+snap=$(mktemp -d)
+trap 'rm -rf "$snap"' EXIT
+for f in config.toml checkpoint.safetensors model.safetensors metrics.jsonl; do
+  cp "$run/$f" "$snap/$f"
+done
+for dtype in f32 f16 int8; do
+  "$train" export --checkpoint "$snap" --dtype "$dtype" --out "$out/sudoku-$dtype.trm"
+done
+cp "$snap/config.toml" "$snap/checkpoint.safetensors" \
+  "$snap/metrics.jsonl" "$out/checkpoint/"
+
+# Accuracy per supervision-step budget on the run's held-out generated puzzles (past N_sup up to
+# 24 steps), and the learning curves.
+"$train" eval --checkpoint "$snap" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" \
+  | tee "$snap/eval.txt"
+cp "$snap/eval/budget.png" "$snap/eval/budget.json" "$snap/eval/learning_curves.png" "$out/plots/"
+cp "$snap/eval.txt" "$out/plots/budget.txt"
+
+step=$(grep -o '"step":[0-9]*' "$snap/metrics.jsonl" | tail -1 | cut -d: -f2)
+# Wall time over every segment of the run (elapsed_s restarts at each resume).
+wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
+    if (t < last) total += last; last = t } END { printf "%.0f", total + last }' "$snap/metrics.jsonl")
+{
+  echo "# Provenance of the shipped model"
+  echo
+  echo "- Files: \`sudoku-f32.trm\`, \`sudoku-f16.trm\`, \`sudoku-int8.trm\` (EMA weights of the run"
+  echo "  below at optimiser step $step), exported by \`scripts/ship-model.sh $run\`."
+  echo "- Sizes (bytes): $(for d in f32 f16 int8; do printf '%s %s; ' "$d" "$(stat -c %s "$out/sudoku-$d.trm")"; done)"
+  echo "- SHA-256: "
+  for d in f32 f16 int8; do echo "  - \`sudoku-$d.trm\`: \`$(sha256sum "$out/sudoku-$d.trm" | cut -d' ' -f1)\`"; done
+  echo "- Git revision of the exporting tree: \`$(git rev-parse HEAD)\`$(git diff --quiet HEAD -- trm-train trm-edge || echo ' (with local changes)')"
+  echo "- Training: \`cargo run --release -p trm-train -- train --config configs/$(sed -n 's/^name = "\(.*\)"/\1/p' "$snap/config.toml").toml --out $run\`,"
+  echo "  continued with \`train --resume $run\` after interruptions. Seed, data generator"
+  echo "  settings (givens range, puzzle count, augmentations, generator seed) and every"
+  echo "  hyper-parameter: \`checkpoint/config.toml\` (the run's resolved config)."
+  echo "- Wall time so far: ${wall} s ($(awk -v w="$wall" 'BEGIN { printf "%.1f", w / 3600 }') h) of training on $(nproc) cores"
+  echo "  ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(date -u +%F)."
+  echo "- Resume elsewhere: copy \`models/checkpoint/\` to a run directory and"
+  echo "  \`cargo run --release -p trm-train -- train --resume <that dir>\`."
+  echo
+  echo "## Metrics at step $step (held-out generated puzzles, EMA weights)"
+  echo
+  echo '```'
+  cat "$snap/eval.txt"
+  echo '```'
+  echo
+  echo "Last training line: \`$(tail -1 "$snap/metrics.jsonl" | cut -c1-400)\`"
+} > "$out/PROVENANCE.md"
+echo "shipped step $step into $out/"
