@@ -108,6 +108,7 @@ fn panel(
     }
     let mut chart = b.build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)?;
     let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE);
     if text {
         mesh.x_desc("mean total supervision steps per puzzle")
             .y_desc("exact %")
