@@ -42,6 +42,6 @@ for k in $kernels; do
     [ "$c" = "$first" ] || echo "  note: steps differ ($counts)"
   done
   awk -v k="$k" -v n="$first" -v m="$macs" \
-    'BEGIN { printf "  %-8s %12d instructions/step  %.3f instructions/MAC\n", k, n, n / m }'
+    'BEGIN { printf "  %-8s %12.0f instructions/step  %.3f instructions/MAC\n", k, n, n / m }'
   i=$((i + 1))
 done

@@ -101,16 +101,17 @@ pub fn init(cp: &mut cortex_m::Peripherals) -> Parts {
     let gpiod = dp.GPIOD.split(ccdr.peripheral.GPIOD);
     let led = Led(gpiob.pb0.into_push_pull_output());
     let pins = (gpiod.pd8.into_alternate(), gpiod.pd9.into_alternate());
-    let Ok(usart) = dp.USART3.serial(
-        pins,
-        115_200.bps(),
-        ccdr.peripheral.USART3,
-        &ccdr.clocks,
-    ) else {
+    let Ok(usart) = dp
+        .USART3
+        .serial(pins, 115_200.bps(), ccdr.peripheral.USART3, &ccdr.clocks)
+    else {
         panic!("USART3 configuration rejected");
     };
     let (tx, rx) = usart.split();
-    defmt::info!("nucleo-h743zi: sys_ck {=u32} Hz", ccdr.clocks.sys_ck().raw());
+    defmt::info!(
+        "nucleo-h743zi: sys_ck {=u32} Hz",
+        ccdr.clocks.sys_ck().raw()
+    );
     Parts {
         serial: Serial { tx, rx },
         led,

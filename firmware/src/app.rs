@@ -7,10 +7,15 @@ use embedded_hal::digital::OutputPin;
 use embedded_io::{Read, Write};
 use trm_edge::format::{Model, ModelConfig, Variant};
 use trm_edge::kernels::{arch, generic};
+use trm_edge::solver::attempts::{
+    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Pick, Selection,
+};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{find_conflict, parse};
 
-use crate::protocol::{Line, LineBuffer, Request, parse_request, policy_name, stop_name};
+use crate::protocol::{
+    Line, LineBuffer, Request, parse_request, policy_name, selection_name, source_name, stop_name,
+};
 use crate::{board, clock, memory};
 
 /// One reply line.
@@ -24,6 +29,12 @@ const BENCH_PUZZLE: &str =
 struct Settings {
     budget: usize,
     policy: HaltPolicy,
+    /// Attempts per puzzle (1 = the plain solver).
+    attempts: usize,
+    source: AttemptSource,
+    select: Selection,
+    /// Total steps over all attempts (`None`: `attempts · budget`).
+    total: Option<usize>,
 }
 
 #[entry]
@@ -61,6 +72,10 @@ fn main() -> ! {
     let mut settings = Settings {
         budget: memory::DEFAULT_BUDGET,
         policy: memory::DEFAULT_HALT,
+        attempts: 1,
+        source: AttemptSource::Aug,
+        select: Selection::Check,
+        total: None,
     };
     let mut lines = LineBuffer::new();
     let mut rx = [0u8; 64];
@@ -142,6 +157,26 @@ fn handle(
             settings.policy = p;
             let _ = write!(reply, "ok halt {}", policy_name(p));
         }
+        Request::Attempts(k, source, select) => {
+            (settings.attempts, settings.source, settings.select) = (k, source, select);
+            let _ = write!(
+                reply,
+                "ok attempts {k} {} {}",
+                source_name(source),
+                selection_name(select)
+            );
+        }
+        Request::Total(t) => {
+            settings.total = t;
+            match t {
+                Some(n) => {
+                    let _ = write!(reply, "ok total {n}");
+                }
+                None => {
+                    let _ = write!(reply, "ok total auto");
+                }
+            }
+        }
         Request::Kernel(simd) => {
             arch::set_simd(simd);
             let _ = write!(reply, "ok kernel {}", arch::kernel_set());
@@ -177,6 +212,10 @@ fn solve(
         let _ = write!(reply, "err bad puzzle: conflicting givens: {c}");
         return;
     }
+    if settings.attempts > 1 {
+        solve_attempts(&grid, model, arena, settings, led, reply);
+        return;
+    }
     let opts = SolveOptions {
         budget: settings.budget,
         policy: settings.policy,
@@ -204,6 +243,59 @@ fn solve(
                 sol.steps,
                 sol.valid,
                 cycles
+            );
+        }
+        Err(e) => {
+            let _ = write!(reply, "err solve: {e}");
+        }
+    }
+}
+
+/// Test-time scaling: up to `settings.attempts` runs of `settings.budget` steps, at most
+/// `settings.total` steps in all, the answer selected by `settings.select`.
+fn solve_attempts(
+    grid: &trm_edge::sudoku::Grid,
+    model: &Model<'static>,
+    arena: &mut [f32],
+    settings: &Settings,
+    led: &mut impl OutputPin,
+    reply: &mut Reply,
+) {
+    let opts = AttemptOptions {
+        attempts: settings.attempts,
+        source: settings.source,
+        select: settings.select,
+        steps_per_attempt: settings.budget,
+        total_budget: settings
+            .total
+            .unwrap_or(settings.attempts.saturating_mul(settings.budget)),
+        seed: 0,
+        noise: DEFAULT_NOISE,
+        puzzle_id: 0,
+    };
+    let _ = led.set_high();
+    let start = clock::now();
+    let result = AttemptSolver::new(model, arena)
+        .map_err(Into::into)
+        .and_then(|mut s| s.solve(grid, &opts));
+    let cycles = clock::now().wrapping_sub(start);
+    let _ = led.set_low();
+    match result {
+        Ok(sol) => {
+            let mut line = [0u8; 81];
+            let _ = write!(
+                reply,
+                "ok {} steps={} attempts={} pick={} check={} q=0x{:08x} cycles={cycles}",
+                sol.grid.write_line(&mut line),
+                sol.total_steps,
+                sol.attempts,
+                match sol.pick {
+                    Pick::Check => "check",
+                    Pick::Q => "q",
+                    Pick::Vote => "vote",
+                },
+                if sol.valid { "pass" } else { "fail" },
+                sol.q_halt.to_bits()
             );
         }
         Err(e) => {

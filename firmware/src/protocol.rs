@@ -6,6 +6,13 @@
 //!   check=<pass|fail> q=<q_halt f32 bits, hex> cycles=<n>`;
 //! - `budget <n>` (1..=[`MAX_BUDGET`] supervision steps) → `ok budget <n>`;
 //! - `halt full|q|check|q+check` → `ok halt <policy>`;
+//! - `attempts <k> [aug|noise|steps|mixed] [check|q|vote]` (1..=[`MAX_ATTEMPTS`]; default
+//!   source `aug`, selection `check`): test-time scaling, up to `k` runs per puzzle (trm-edge's
+//!   `AttemptSolver`; `k = 1` is the plain solver) → `ok attempts <k> <source> <select>`;
+//!   puzzles then get `ok <answer> steps=<total steps> attempts=<run> pick=<check|q|vote>
+//!   check=<pass|fail> q=<bits> cycles=<n>`;
+//! - `total <n>|auto`: total supervision steps over all attempts (`auto`: `k · budget`) →
+//!   `ok total <n>|auto`;
 //! - `kernel simd|generic` (the architecture kernels, or the scalar reference ones) →
 //!   `ok kernel <name>`;
 //! - `info` → one line describing the model, the board and the memory figures;
@@ -18,12 +25,15 @@
 //!
 //! Anything else gets `err <reason>`; the program never stops on bad input.
 
+use trm_edge::solver::attempts::{AttemptSource, Selection};
 use trm_edge::solver::{HaltPolicy, StopReason};
 
 /// Longest accepted line in bytes (longer lines are answered with an error and skipped).
 pub const MAX_LINE: usize = 160;
 /// Largest supervision-step budget a command may set.
 pub const MAX_BUDGET: usize = 10_000;
+/// Largest number of attempts per puzzle.
+pub const MAX_ATTEMPTS: usize = 64;
 
 /// One parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +46,10 @@ pub enum Request<'a> {
     Budget(usize),
     /// Set the halting policy.
     Halt(HaltPolicy),
+    /// Set the attempts per puzzle, their source and the selection rule.
+    Attempts(usize, AttemptSource, Selection),
+    /// Set the total step budget over all attempts (`None`: attempts × budget).
+    Total(Option<usize>),
     /// Use the SIMD/DSP kernels (`true`) or the scalar reference ones.
     Kernel(bool),
     /// Describe the model and board.
@@ -67,7 +81,7 @@ impl core::fmt::Display for RequestError<'_> {
             Self::NotAscii => f.write_str("line is not ASCII"),
             Self::UnknownCommand(w) => write!(
                 f,
-                "unknown command `{w}` (puzzle, budget, halt, kernel, info, stack, bench, selftest, quit)"
+                "unknown command `{w}` (puzzle, budget, halt, attempts, total, kernel, info, stack, bench, selftest, quit)"
             ),
             Self::BadArgument(usage) => write!(f, "usage: {usage}"),
         }
@@ -89,6 +103,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request<'_>, RequestError<'_>> {
     }
     let mut words = text.split_ascii_whitespace();
     let cmd = words.next().unwrap_or("");
+    if cmd == "attempts" {
+        return parse_attempts(words);
+    }
     let arg = words.next();
     let extra = words.next().is_some();
     let number = |usage, max| {
@@ -118,11 +135,77 @@ pub fn parse_request(line: &[u8]) -> Result<Request<'_>, RequestError<'_>> {
             (Some("generic"), false) => Ok(Request::Kernel(false)),
             _ => Err(RequestError::BadArgument("kernel simd|generic")),
         },
+        "total" => match (arg, extra) {
+            (Some("auto"), false) => Ok(Request::Total(None)),
+            _ => number("total <1..=10000>|auto", MAX_BUDGET).map(|n| Request::Total(Some(n))),
+        },
         "info" => bare(Request::Info),
         "stack" => bare(Request::Stack),
         "selftest" => bare(Request::SelfTest),
         "quit" => bare(Request::Quit),
         other => Err(RequestError::UnknownCommand(other)),
+    }
+}
+
+/// `attempts <k> [source] [select]`.
+fn parse_attempts<'a>(
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<Request<'a>, RequestError<'a>> {
+    const USAGE: &str = "attempts <1..=64> [aug|noise|steps|mixed] [check|q|vote]";
+    let k = words
+        .next()
+        .and_then(|w| w.parse::<usize>().ok())
+        .filter(|k| (1..=MAX_ATTEMPTS).contains(k))
+        .ok_or(RequestError::BadArgument(USAGE))?;
+    let (mut source, mut select) = (AttemptSource::Aug, Selection::Check);
+    let (mut seen_source, mut seen_select) = (false, false);
+    for w in words {
+        match (parse_source(w), parse_selection(w)) {
+            (Some(s), _) if !seen_source => (source, seen_source) = (s, true),
+            (_, Some(s)) if !seen_select => (select, seen_select) = (s, true),
+            _ => return Err(RequestError::BadArgument(USAGE)),
+        }
+    }
+    Ok(Request::Attempts(k, source, select))
+}
+
+/// The attempt source named `name` (`trm-solve --attempt-source`).
+pub fn parse_source(name: &str) -> Option<AttemptSource> {
+    match name {
+        "aug" => Some(AttemptSource::Aug),
+        "noise" => Some(AttemptSource::Noise),
+        "steps" => Some(AttemptSource::Steps),
+        "mixed" => Some(AttemptSource::Mixed),
+        _ => None,
+    }
+}
+
+/// The selection rule named `name` (`trm-solve --select`).
+pub fn parse_selection(name: &str) -> Option<Selection> {
+    match name {
+        "check" => Some(Selection::Check),
+        "q" => Some(Selection::Q),
+        "vote" => Some(Selection::Vote),
+        _ => None,
+    }
+}
+
+/// The name of an attempt source.
+pub const fn source_name(s: AttemptSource) -> &'static str {
+    match s {
+        AttemptSource::Aug => "aug",
+        AttemptSource::Noise => "noise",
+        AttemptSource::Steps => "steps",
+        AttemptSource::Mixed => "mixed",
+    }
+}
+
+/// The name of a selection rule.
+pub const fn selection_name(s: Selection) -> &'static str {
+    match s {
+        Selection::Check => "check",
+        Selection::Q => "q",
+        Selection::Vote => "vote",
     }
 }
 

@@ -1,6 +1,10 @@
 //! int8 kernels for Cortex-M cores with the DSP extension (ARMv7E-M: Cortex-M4, M7), in the
 //! CMSIS-NN manner: `SXTB16` unpacks four int8 weights into two pairs of 16-bit lanes and
-//! `SMLAD` does two 16 × 16-bit multiply-accumulates per instruction.
+//! `SMLAD` does two 16 × 16-bit multiply-accumulates per instruction; and f16 kernels that
+//! decode weights with the FPU's `VCVTB.F32.F16` (one instruction instead of the generic bit
+//! manipulation) and otherwise run the generic kernels' arithmetic, so their results are
+//! bit-identical to [`generic::dot_f16`] (the conversion is exact in IEEE mode, FPSCR.AHP = 0,
+//! the reset value).
 //!
 //! # Numerics
 //! The activations are f32, so a product first quantises `x` to i16 with one scale per
@@ -294,6 +298,96 @@ fn matvec_i8_dsp(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Two binary16 values (low and high half of `w`) → f32 with `VCVTB`/`VCVTT.F32.F16`
+/// (exact; IEEE half precision, FPSCR.AHP = 0).
+///
+/// Stable Rust cannot name FPU registers in `asm!` on this target (the `vfp2` feature is
+/// unstable), so the instruction borrows `s0`/`s1` and puts their values back.
+#[cfg(trm_arm_fp16)]
+#[inline(always)]
+fn f16x2_to_f32(w: u32) -> [f32; 2] {
+    let (lo, hi): (u32, u32);
+    // SAFETY: saves s0/s1 in two core registers, converts, moves the results out and restores
+    // s0/s1, so every FPU register keeps its value; no memory, stack or flags are touched.
+    unsafe {
+        core::arch::asm!(
+            "vmov {t0}, {t1}, s0, s1",
+            "vmov s0, {w}",
+            "vcvtt.f32.f16 s1, s0",
+            "vcvtb.f32.f16 s0, s0",
+            "vmov {lo}, {hi}, s0, s1",
+            "vmov s0, s1, {t0}, {t1}",
+            w = in(reg) w,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            lo = out(reg) lo,
+            hi = out(reg) hi,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    [f32::from_bits(lo), f32::from_bits(hi)]
+}
+
+/// [`generic::dot_f16`] with hardware conversion: the same lanes, order and reduction, so the
+/// same bits.
+#[cfg(trm_arm_fp16)]
+fn dot_f16_hw(w: &[u8], x: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [0f32; LANES];
+    let (ws, _) = w.as_chunks::<2>();
+    let n = ws.len().min(x.len());
+    let (ws, xs) = (ws.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (wb, wt) = ws.as_chunks::<LANES>();
+    let (xb, xt) = xs.as_chunks::<LANES>();
+    for (wc, xc) in wb.iter().zip(xb) {
+        let mut wf = [0f32; LANES];
+        for (o, b) in wf
+            .as_chunks_mut::<2>()
+            .0
+            .iter_mut()
+            .zip(wc.as_chunks::<2>().0)
+        {
+            *o = f16x2_to_f32(u32::from_le_bytes([b[0][0], b[0][1], b[1][0], b[1][1]]));
+        }
+        for ((a, wv), xv) in acc.iter_mut().zip(wf).zip(xc) {
+            *a += wv * xv;
+        }
+    }
+    let tail: f32 = wt
+        .iter()
+        .zip(xt)
+        .map(|(wv, xv)| f16x2_to_f32(u32::from(u16::from_le_bytes(*wv)))[0] * xv)
+        .sum();
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
+}
+
+/// [`generic::dot_f16`], with the FPU's f16 conversion unless SIMD is switched off (identical
+/// results either way).
+#[cfg(trm_arm_fp16)]
+pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    if simd_allowed() {
+        dot_f16_hw(w, x)
+    } else {
+        generic::dot_f16(w, x)
+    }
+}
+
+/// [`generic::matvec_f16`], with the FPU's f16 conversion unless SIMD is switched off.
+#[cfg(trm_arm_fp16)]
+pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    let Some(row_bytes) = cols.checked_mul(2).filter(|&b| b > 0) else {
+        return;
+    };
+    if simd_allowed() {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y) {
+            *out = dot_f16_hw(row, x);
+        }
+    } else {
+        generic::matvec_f16(w, cols, x, y);
+    }
+}
+
 /// [`generic::matvec_i8`]'s contract with the DSP kernel ([`matvec_i8_q16`] numerics) unless
 /// SIMD is switched off.
 #[cfg(trm_arm_dsp)]
@@ -317,8 +411,9 @@ pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
     y[0]
 }
 
-/// Name of the kernel set in use: `"dsp"` (int8 products with `SMLAD`; f32 and f16 weights
-/// use the generic kernels), or `"generic"` after `set_simd(false)`.
+/// Name of the kernel set in use: `"dsp"` (int8 products with `SMLAD`, f16 weights decoded by
+/// the FPU on hard-float targets; f32 weights use the generic kernels), or `"generic"` after
+/// `set_simd(false)`.
 #[cfg(trm_arm_dsp)]
 pub fn kernel_set() -> &'static str {
     if simd_allowed() { "dsp" } else { "generic" }

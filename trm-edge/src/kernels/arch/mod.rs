@@ -84,8 +84,12 @@ pub use super::generic::{dot_f16, matvec_f16};
 ))]
 pub use aarch64::{dot_f32, dot_i8, kernel_set, matvec_f32, matvec_i8};
 
+#[cfg(all(trm_arm_dsp, not(trm_arm_fp16)))]
+pub use super::generic::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
-pub use super::generic::{dot_f16, dot_f32, matvec_f16, matvec_f32};
+pub use super::generic::{dot_f32, matvec_f32};
+#[cfg(trm_arm_fp16)]
+pub use cortex_m::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
 pub use cortex_m::{dot_i8, kernel_set, matvec_i8};
 
