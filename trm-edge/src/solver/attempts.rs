@@ -309,11 +309,11 @@ impl Selector {
         if self.rule == Selection::Check
             && let Some(fv) = rec.first_valid
         {
-            self.steps += fv.step;
+            self.steps = self.steps.saturating_add(fv.step);
             self.found = Some((rec.index, fv));
             return true;
         }
-        self.steps += rec.steps;
+        self.steps = self.steps.saturating_add(rec.steps);
         if self
             .best
             .is_none_or(|(_, _, q)| q_key(rec.q_halt) > q_key(q))
