@@ -25,6 +25,7 @@ use trm_edge::format::{
     packed_size, swiglu_inter, write_model,
 };
 use trm_edge::solver::Solver;
+use trm_edge::solver::attempts::{AttemptSolver, AttemptSource};
 
 /// Boards known to the firmware (cargo feature = folder name under `boards/`).
 const BOARDS: [&str; 3] = ["qemu-mps2-an386", "nucleo-h743zi", "nrf52840-dk"];
@@ -63,7 +64,20 @@ fn main() {
     let model = Model::from_bytes(&bytes)
         .unwrap_or_else(|e| panic!("model {source} is not a valid packed model: {e}"));
     let cfg = *model.config();
-    let arena_bytes = Solver::arena_len(&model) * 4;
+    // The arena of the plain solver; test-time scaling's `mixed` source needs 2·S·D more (the
+    // saved plain chain), given when the board has the room (else `mixed` answers `err`).
+    let plain = Solver::arena_len(&model);
+    let mixed = AttemptSolver::arena_len(&model, AttemptSource::Mixed);
+    let arena_len = if mixed * 4 + spec.stack + STATIC_RESERVE <= spec.ram {
+        mixed
+    } else {
+        println!(
+            "cargo:warning=board {board}: no room for the {} extra bytes of `attempts K mixed`",
+            (mixed - plain) * 4
+        );
+        plain
+    };
+    let arena_bytes = plain * 4;
     let flash_needed = bytes.len() + spec.code_reserve;
     if flash_needed > spec.flash {
         panic!(
@@ -86,6 +100,8 @@ fn main() {
         );
     }
     fs::write(out.join("model.trm"), &bytes).expect("write model.trm");
+    let arena_bytes = arena_len * 4;
+    let ram_needed = arena_bytes + spec.stack + STATIC_RESERVE;
 
     let budget = match env::var("TRM_BUDGET") {
         Ok(v) => v
@@ -110,11 +126,7 @@ fn main() {
     let _ = writeln!(rs, "/// Where the embedded model came from at build time.");
     let _ = writeln!(rs, "pub const MODEL_SOURCE: &str = {source:?};");
     let _ = writeln!(rs, "/// f32 elements of the solver arena for this model.");
-    let _ = writeln!(
-        rs,
-        "pub const ARENA_LEN: usize = {};",
-        Solver::arena_len(&model)
-    );
+    let _ = writeln!(rs, "pub const ARENA_LEN: usize = {arena_len};");
     let _ = writeln!(rs, "/// The board this image is built for.");
     let _ = writeln!(rs, "pub const BOARD: &str = {board:?};");
     let marker = format!("TRM_BOARD={board};");

@@ -22,6 +22,9 @@ use trm_edge::format::{
     DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
     packed_size, required_tensors, write_model,
 };
+use trm_edge::solver::attempts::{
+    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Pick, Selection,
+};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StopReason};
 use trm_edge::sudoku::{Grid, find_conflict, parse};
 
@@ -314,6 +317,43 @@ fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy
     )
 }
 
+/// The reply host trm-edge gives for `puzzle` with `attempts` runs of `budget` steps (test-time
+/// scaling, issue 9), at most `total` steps, without the `cycles=` field.
+fn host_attempts_reply(
+    model: &Model<'_>,
+    puzzle: &str,
+    budget: usize,
+    (attempts, source, select, total): (usize, AttemptSource, Selection, usize),
+) -> String {
+    let grid: Grid = parse(puzzle).expect("test puzzle parses");
+    let mut arena = vec![0f32; AttemptSolver::arena_len(model, source)];
+    let mut solver = AttemptSolver::new(model, &mut arena).expect("attempt solver");
+    let opts = AttemptOptions {
+        attempts,
+        source,
+        select,
+        steps_per_attempt: budget,
+        total_budget: total,
+        seed: 0,
+        noise: DEFAULT_NOISE,
+        puzzle_id: 0,
+    };
+    let s = solver.solve(&grid, &opts).expect("host attempts");
+    let pick = match s.pick {
+        Pick::Check => "check",
+        Pick::Q => "q",
+        Pick::Vote => "vote",
+    };
+    format!(
+        "ok {} steps={} attempts={} pick={pick} check={} q=0x{:08x}",
+        s.grid,
+        s.total_steps,
+        s.attempts,
+        if s.valid { "pass" } else { "fail" },
+        s.q_halt.to_bits()
+    )
+}
+
 /// Runs every puzzle under every policy on the firmware built with `bytes` and compares
 /// each reply with the host's; returns the number of puzzle replies compared.
 fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usize {
@@ -349,6 +389,7 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
     expected.push(Some("ok budget 1".into()));
     input.extend(format!("{}\r\n", PUZZLES[0]).bytes());
     expected.push(Some(host_reply(&model, PUZZLES[0], 1, HaltPolicy::QCheck)));
+    let bad_start = expected.len();
     for bad in BAD_LINES {
         input.extend(bad);
         input.push(b'\n');
@@ -357,6 +398,38 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
     input.extend([b'1'; 300]);
     input.push(b'\n');
     expected.push(None);
+    // Test-time scaling on the board (issue 9): attempts, sources, selections, total budget.
+    for (cmd, ack, setting, puzzles) in [
+        (
+            "attempts 3 aug check",
+            "ok attempts 3 aug check",
+            (3, AttemptSource::Aug, Selection::Check, 3),
+            &PUZZLES[..2],
+        ),
+        (
+            "attempts 4 noise vote\ntotal 3",
+            "ok attempts 4 noise vote\nok total 3",
+            (4, AttemptSource::Noise, Selection::Vote, 3),
+            &PUZZLES[2..3],
+        ),
+        (
+            "total auto\nattempts 3 mixed q",
+            "ok total auto\nok attempts 3 mixed q",
+            (3, AttemptSource::Mixed, Selection::Q, 3),
+            &PUZZLES[6..],
+        ),
+    ] {
+        input.extend(format!("{cmd}\n").bytes());
+        for line in ack.lines() {
+            expected.push(Some(line.to_string()));
+        }
+        for p in puzzles {
+            input.extend(format!("{p}\n").bytes());
+            expected.push(Some(host_attempts_reply(&model, p, 1, setting)));
+        }
+    }
+    input.extend(b"attempts 1\n".iter());
+    expected.push(Some("ok attempts 1 aug check".into()));
     // The target's own kernels (DSP on Cortex-M4) against the scalar ones, on the target.
     input.extend(format!("{}\nstack\nkernel simd\nselftest\n", PUZZLES[1]).bytes());
     expected.push(Some(host_reply(&model, PUZZLES[1], 1, HaltPolicy::QCheck)));
@@ -412,12 +485,15 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
         "{name}: {info}"
     );
     let n = replies.len();
-    for (got, why) in replies[n - 4 - BAD_LINES.len() - 1..n - 4].iter().zip(
-        BAD_LINES
-            .iter()
-            .map(|b| String::from_utf8_lossy(b))
-            .chain(["300 ones".into()]),
-    ) {
+    for (got, why) in replies[bad_start..bad_start + BAD_LINES.len() + 1]
+        .iter()
+        .zip(
+            BAD_LINES
+                .iter()
+                .map(|b| String::from_utf8_lossy(b))
+                .chain(["300 ones".into()]),
+        )
+    {
         assert!(got.starts_with("err "), "{name}: `{why}` gave `{got}`");
     }
     assert!(
@@ -477,7 +553,7 @@ fn qemu_firmware_matches_host_trm_edge() {
         &dir,
     );
     compared += compare_with_host("echo-f32", &echo_model(), 2, &dir);
-    assert_eq!(compared, 4 * (4 * PUZZLES.len() + 2));
+    assert_eq!(compared, 4 * (4 * PUZZLES.len() + 2 + 5));
 }
 
 /// Builds that cannot fit the board fail in the build script with both numbers.
