@@ -12,7 +12,7 @@ use panic_probe as _;
 use stm32h7xx_hal::gpio::{Output, PB0, PushPull};
 use stm32h7xx_hal::pac::{self, USART3};
 use stm32h7xx_hal::prelude::*;
-use stm32h7xx_hal::serial;
+use stm32h7xx_hal::{rcc, serial};
 
 /// The ST-LINK virtual COM port (embedded-io over the HAL's non-blocking USART).
 pub struct Serial {
@@ -93,6 +93,8 @@ pub fn init(cp: &mut cortex_m::Peripherals) -> Parts {
     let ccdr = dp
         .RCC
         .constrain()
+        // 480 MHz needs the high VCO range (192–960 MHz on rev V): the iterative strategy.
+        .pll1_strategy(rcc::PllConfigStrategy::Iterative)
         .sys_ck(480.MHz())
         .freeze(pwrcfg, &dp.SYSCFG);
     cp.SCB.enable_icache();
