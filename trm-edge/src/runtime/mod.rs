@@ -12,8 +12,9 @@
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
-//! these: with `TILE = 16`, 78 KiB for the Sudoku TRM-MLP at hidden 64 and 128 (the
-//! token-mixing tile dominates), 256 KiB at hidden 512; with `TILE = 1`, 4.8 KiB and 14 KiB.
+//! these: with `TILE = 16`, for the Sudoku TRM-MLP, 77,952 B at hidden 64 (the token-mixing
+//! tile), 81,920 B at 128 and 262,144 B at 512 (the channel tile); with `TILE = 1`, 4.8 KiB
+//! at hidden 64 and 14 KiB at 512.
 
 mod block;
 mod error;
