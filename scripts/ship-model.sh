@@ -5,10 +5,14 @@
 #
 #   scripts/ship-model.sh [RUN_DIR]
 #
+# WEIGHTS=raw ships the raw optimised weights instead of their EMA (early in a run, while the
+# weights still move fast, the average of their trajectory can be the worse model: compare
+# both with `trm-train eval --weights ema|raw` on the held-out puzzles first).
 # Safe while the run is still training: the trainer replaces its files atomically, and the
 # copies are taken from one checkpoint (the step is read from it and checked afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+weights=${WEIGHTS:-ema}
 run=${1:-runs/sudoku-edge}
 out=${MODELS:-models}
 cargo build --release -q -p trm-train
@@ -22,14 +26,14 @@ for f in config.toml checkpoint.safetensors model.safetensors metrics.jsonl; do
   cp "$run/$f" "$snap/$f"
 done
 for dtype in f32 f16 int8; do
-  "$train" export --checkpoint "$snap" --dtype "$dtype" --out "$out/sudoku-$dtype.trm"
+  "$train" export --checkpoint "$snap" --weights "$weights" --dtype "$dtype" --out "$out/sudoku-$dtype.trm"
 done
 cp "$snap/config.toml" "$snap/checkpoint.safetensors" \
   "$snap/metrics.jsonl" "$out/checkpoint/"
 
 # Accuracy per supervision-step budget on the run's held-out generated puzzles (past N_sup up to
 # 24 steps), and the learning curves.
-"$train" eval --checkpoint "$snap" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" \
+"$train" eval --checkpoint "$snap" --weights "$weights" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" \
   | tee "$snap/eval.txt"
 cp "$snap/eval/budget.png" "$snap/eval/budget.json" "$snap/eval/learning_curves.png" "$out/plots/"
 cp "$snap/eval.txt" "$out/plots/budget.txt"
@@ -41,7 +45,7 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
 {
   echo "# Provenance of the shipped model"
   echo
-  echo "- Files: \`sudoku-f32.trm\`, \`sudoku-f16.trm\`, \`sudoku-int8.trm\` (EMA weights of the run"
+  echo "- Files: \`sudoku-f32.trm\`, \`sudoku-f16.trm\`, \`sudoku-int8.trm\` (${weights} weights of the run"
   echo "  below at optimiser step $step), exported by \`scripts/ship-model.sh $run\`."
   echo "- Sizes (bytes): $(for d in f32 f16 int8; do printf '%s %s; ' "$d" "$(stat -c %s "$out/sudoku-$d.trm")"; done)"
   echo "- SHA-256: "
@@ -56,7 +60,7 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
   echo "- Resume elsewhere: copy \`models/checkpoint/\` to a run directory and"
   echo "  \`cargo run --release -p trm-train -- train --resume <that dir>\`."
   echo
-  echo "## Metrics at step $step (held-out generated puzzles, EMA weights)"
+  echo "## Metrics at step $step (held-out generated puzzles, ${weights} weights)"
   echo
   echo '```'
   cat "$snap/eval.txt"
