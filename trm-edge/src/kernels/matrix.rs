@@ -194,3 +194,55 @@ impl<'a> Matrix<'a> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::f16::f32_to_f16;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A tile product equals one matrix-vector product per tile column, for every dtype
+        /// (int8 with its row scales), whatever kernels the dispatcher picks.
+        #[test]
+        fn tile_product_matches_matvec_per_column(
+            rows in 1usize..20,
+            cols in 1usize..80,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            let w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+            let xt: Vec<f32> = (0..cols * TILE).map(|_| next()).collect();
+            let wf: Vec<u8> = w.iter().flat_map(|a| a.to_le_bytes()).collect();
+            let wh: Vec<u8> = w.iter().flat_map(|a| f32_to_f16(*a).to_le_bytes()).collect();
+            let wq: Vec<u8> = w.iter().map(|a| (a * 127.0) as i8 as u8).collect();
+            let scales: Vec<u8> = (0..rows).flat_map(|r| (0.01 * (r + 1) as f32).to_le_bytes()).collect();
+            for weights in [
+                Weights::F32(&wf),
+                Weights::F16(&wh),
+                Weights::I8 { values: &wq, scales: &scales },
+            ] {
+                let m = Matrix::new(rows, cols, weights).unwrap();
+                let mut y = std::vec![0f32; rows * TILE];
+                m.matmul_tile(&xt, &mut y);
+                for r in 0..TILE {
+                    let x: Vec<f32> = (0..cols).map(|k| xt[k * TILE + r]).collect();
+                    let mut want = std::vec![0f32; rows];
+                    m.matvec(&x, &mut want);
+                    for (n, v) in want.iter().enumerate() {
+                        let got = y[n * TILE + r];
+                        prop_assert!((got - v).abs() <= 1e-5 * cols as f32, "{n},{r}: {got} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}
