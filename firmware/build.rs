@@ -66,8 +66,11 @@ fn main() {
     let cfg = *model.config();
     // The arena of the plain solver; test-time scaling's `mixed` source needs 2·S·D more (the
     // saved plain chain), given when the board has the room (else `mixed` answers `err`).
-    let plain = Solver::arena_len(&model);
-    let mixed = AttemptSolver::arena_len(&model, AttemptSource::Mixed);
+    let plain = target_arena(&model, Solver::arena_len(&model));
+    let mixed = target_arena(
+        &model,
+        AttemptSolver::arena_len(&model, AttemptSource::Mixed),
+    );
     let arena_len = if mixed * 4 + spec.stack + STATIC_RESERVE <= spec.ram {
         mixed
     } else {
@@ -158,6 +161,22 @@ fn main() {
         spec.flash,
         spec.ram
     );
+}
+
+/// The arena a Cortex-M needs, from the build host's figure `host`: trm-edge's scratch for a
+/// TRM-MLP model is `TILE · max(2·I + 2·D, 2·It + 2·S)` floats, with `TILE` = 16 on x86_64 and
+/// aarch64 hosts and 1 on microcontrollers, so the host's scratch is divided by its tile; for
+/// attention (not linear in the tile) the host figure is kept as an upper bound. If trm-edge's
+/// formula changed, the firmware's solver would refuse the arena at run time (an `err` reply,
+/// which the QEMU test catches).
+fn target_arena(model: &Model<'_>, host: usize) -> usize {
+    let scratch = model.scratch_len();
+    let tile = trm_edge::kernels::TILE;
+    if model.config().variant == Variant::MlpT && scratch % tile == 0 {
+        host - scratch + scratch / tile
+    } else {
+        host
+    }
 }
 
 /// The cargo feature variable of a board name.

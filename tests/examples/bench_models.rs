@@ -43,7 +43,10 @@ fn config(hidden: usize, p: usize, h_cycles: usize, l_cycles: usize) -> ModelCon
 fn main() {
     let out = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     std::fs::create_dir_all(&out).expect("create output folder");
-    for (name, cfg) in [("h64", config(64, 16, 3, 6)), ("h128", config(128, 1, 2, 2))] {
+    for (name, cfg) in [
+        ("h64", config(64, 16, 3, 6)),
+        ("h128", config(128, 1, 2, 2)),
+    ] {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let owned: Vec<_> = required_tensors(&cfg)
             .map(|id| {
@@ -61,7 +64,11 @@ fn main() {
                 (id, shape, data)
             })
             .collect();
-        for (dname, dtype) in [("f32", DType::F32), ("f16", DType::F16), ("int8", DType::I8)] {
+        for (dname, dtype) in [
+            ("f32", DType::F32),
+            ("f16", DType::F16),
+            ("int8", DType::I8),
+        ] {
             let inputs: Vec<TensorInput<'_>> = owned
                 .iter()
                 .map(|(id, shape, data)| TensorInput {
