@@ -19,7 +19,6 @@ solve=target/release/trm-solve
 
 # The sets: name, file, first line, last line (kaggle3m is grouped by level, 1000 lines each).
 sets=(
-  "kaggle3m (all levels)|$data/kaggle3m_rated_5000.txt|1|5000"
   "kaggle3m Beginner|$data/kaggle3m_rated_5000.txt|1|1000"
   "kaggle3m Easy|$data/kaggle3m_rated_5000.txt|1001|2000"
   "kaggle3m Medium|$data/kaggle3m_rated_5000.txt|2001|3000"
@@ -66,7 +65,8 @@ for entry in "${sets[@]}"; do
   for dtype in f32 f16; do run "$name" "$file" "$first" "$last" "$dtype" full; done
 done
 
-# The markdown table: one row per set.
+# The markdown table: one row per set, and kaggle3m's five levels together (the mean of the
+# level rows, which hold the same number of puzzles each).
 {
   echo "| set | puzzles | int8 full | int8 q | int8 check | int8 q+check | f32 full | f16 full |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -75,7 +75,18 @@ done
       o = NF - 7
       key = name; if (!(key in seen)) { seen[key] = 1; order[++k] = key; n[key] = $(o + 1) }
       cell[key, $(o + 2), $(o + 3)] = sprintf("%s%% (%s st.)", $(o + 4), $(o + 6))
+      if (name ~ /kaggle3m (Beginner|Easy|Medium|Hard|Expert)/) {
+        kn[$(o + 2), $(o + 3)] += 1; ke[$(o + 2), $(o + 3)] += $(o + 4)
+        ks[$(o + 2), $(o + 3)] += $(o + 6); kp += ($(o + 2) == "int8" && $(o + 3) == "full") ? $(o + 1) : 0
+      }
     } END {
+      if (kp > 0) {
+        printf "| kaggle3m, all five levels | %d |", kp
+        split("int8 full,int8 q,int8 check,int8 q+check,f32 full,f16 full", cols, ",")
+        for (c = 1; c <= 6; c++) { split(cols[c], dh, " ")
+          printf " %.2f%% (%.2f st.) |", ke[dh[1], dh[2]] / kn[dh[1], dh[2]], ks[dh[1], dh[2]] / kn[dh[1], dh[2]] }
+        printf "\n"
+      }
       for (i = 1; i <= k; i++) { s = order[i]; gsub(/"/, "", s)
         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s, n[order[i]],
           cell[order[i], "int8", "full"], cell[order[i], "int8", "q"],
