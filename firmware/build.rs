@@ -21,8 +21,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
-    packed_size, swiglu_inter, write_model,
+    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
+    swiglu_inter,
 };
 use trm_edge::solver::Solver;
 use trm_edge::solver::attempts::{AttemptSolver, AttemptSource};
@@ -320,22 +320,7 @@ fn pack_official(raw: &[u8], dtype: DType) -> Vec<u8> {
             .collect();
         owned.push((id, shape, values));
     }
-    let inputs: Vec<TensorInput<'_>> = owned
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: if id.kind.f32_only() {
-                DType::F32
-            } else {
-                dtype
-            },
-            data,
-        })
-        .collect();
-    let mut out = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
-    write_model(&cfg, &inputs, &mut out).expect("write_model");
-    out
+    pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec")
 }
 
 /// The model configuration of an official config JSON (as the parity tests read it).

@@ -12,8 +12,7 @@
 //! `cargo run --release -p trm-tests --example bench_models -- OUT_DIR`
 
 use trm_edge::format::{
-    DType, ModelConfig, PosEncoding, TensorInput, Variant, packed_size, required_tensors,
-    swiglu_inter, write_model,
+    DType, ModelConfig, PosEncoding, Variant, pack_to_vec, required_tensors, swiglu_inter,
 };
 
 fn config(hidden: usize, p: usize, h_cycles: usize, l_cycles: usize) -> ModelConfig {
@@ -69,21 +68,7 @@ fn main() {
             ("f16", DType::F16),
             ("int8", DType::I8),
         ] {
-            let inputs: Vec<TensorInput<'_>> = owned
-                .iter()
-                .map(|(id, shape, data)| TensorInput {
-                    id: *id,
-                    shape: *shape,
-                    dtype: if id.kind.f32_only() {
-                        DType::F32
-                    } else {
-                        dtype
-                    },
-                    data,
-                })
-                .collect();
-            let mut bytes = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
-            write_model(&cfg, &inputs, &mut bytes).expect("write_model");
+            let bytes = pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec");
             let path = out.join(format!("bench-{name}-{dname}.trm"));
             std::fs::write(&path, &bytes).expect("write model");
             println!("{} ({} bytes)", path.display(), bytes.len());

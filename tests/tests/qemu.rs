@@ -19,8 +19,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
-    packed_size, required_tensors, write_model,
+    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
+    required_tensors,
 };
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Pick, Selection,
@@ -226,22 +226,7 @@ fn pack(
             (id, shape, f(id, shape))
         })
         .collect();
-    let inputs: Vec<TensorInput<'_>> = owned
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: if id.kind.f32_only() {
-                DType::F32
-            } else {
-                dtype
-            },
-            data,
-        })
-        .collect();
-    let mut out = vec![0u8; packed_size(cfg, &inputs).expect("packed_size")];
-    write_model(cfg, &inputs, &mut out).expect("write_model");
-    out
+    pack_to_vec(cfg, dtype, &owned).expect("pack_to_vec")
 }
 
 /// Random weights (xorshift from `seed`) scaled by `1.7/√cols`; `q_bias` on the Q-head.

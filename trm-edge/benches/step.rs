@@ -4,7 +4,7 @@
 //!
 //! Models: TRM-MLP in the official Sudoku shape (seq 81, puzzle_emb_len 16 so S = 97,
 //! expansion 4, 2 layers, T = 3, n = 6, N_sup = 16) at hidden D = 64, 128, 512, random weights
-//! written with `trm_edge::format::write_model` as f32, f16 and int8 (vectors stay f32).
+//! written with `trm_edge::format::pack_to_vec` as f32, f16 and int8 (vectors stay f32).
 //!
 //! # FLOPs per supervision step (throughput unit: criterion "elements" = FLOPs)
 //!
@@ -39,8 +39,8 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorInput, TensorKind, Variant, packed_size,
-    required_tensors, swiglu_inter, write_model,
+    DType, Model, ModelConfig, PosEncoding, TensorKind, Variant, pack_to_vec, required_tensors,
+    swiglu_inter,
 };
 use trm_edge::kernels::arch::{kernel_set, set_simd};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
@@ -109,22 +109,7 @@ fn packed(cfg: &ModelConfig, dtype: DType) -> Vec<u8> {
             (id, shape, data)
         })
         .collect();
-    let inputs: Vec<TensorInput<'_>> = owned
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: if id.kind.f32_only() {
-                DType::F32
-            } else {
-                dtype
-            },
-            data,
-        })
-        .collect();
-    let mut out = vec![0u8; packed_size(cfg, &inputs).expect("size")];
-    write_model(cfg, &inputs, &mut out).expect("write");
-    out
+    pack_to_vec(cfg, dtype, &owned).expect("pack")
 }
 
 fn puzzle() -> Grid {

@@ -14,11 +14,16 @@
 //! - [`solver`]: solving a Sudoku under a step budget and a halting policy, and with several
 //!   attempts under a total step budget ([`solver::attempts`]);
 //! - [`rng`]: a small seedable generator (augmentations, latent noise).
+//!
+//! Feature `alloc` (off by default; host tools only) adds [`format::pack_to_vec`], which packs
+//! a model into a `Vec`. Nothing in the runtime allocates, with or without it.
 
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 

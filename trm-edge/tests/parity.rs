@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use safetensors::SafeTensors;
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant,
-    packed_size, swiglu_inter, write_model,
+    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
+    swiglu_inter,
 };
 use trm_edge::kernels::ops::argmax;
 
@@ -182,22 +182,7 @@ impl Fixture {
             };
             owned.push((id, shape, f32s(view.data())));
         }
-        let inputs: Vec<TensorInput<'_>> = owned
-            .iter()
-            .map(|(id, shape, data)| TensorInput {
-                id: *id,
-                shape: *shape,
-                dtype: if id.kind.f32_only() {
-                    DType::F32
-                } else {
-                    dtype
-                },
-                data,
-            })
-            .collect();
-        let mut out = vec![0u8; packed_size(&self.cfg, &inputs).unwrap()];
-        write_model(&self.cfg, &inputs, &mut out).unwrap();
-        out
+        pack_to_vec(&self.cfg, dtype, &owned).unwrap()
     }
 
     fn batch(&self) -> usize {

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, TensorData};
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding as EdgePos, TensorId, TensorInput, TensorKind, Variant,
-    packed_size, required_tensors, write_model,
+    DType, Model, ModelConfig, PosEncoding as EdgePos, TensorId, TensorKind, Variant, pack_to_vec,
+    required_tensors,
 };
 
 use crate::model::layers::Rope;
@@ -110,25 +110,10 @@ pub fn pack(
         "weights missing: {}",
         missing.join(", ")
     );
-    let inputs: Vec<TensorInput<'_>> = required_tensors(&ecfg)
-        .map(|id| {
-            let (shape, data) = &owned[&id];
-            TensorInput {
-                id,
-                shape: *shape,
-                dtype: if id.kind.f32_only() {
-                    DType::F32
-                } else {
-                    dtype
-                },
-                data,
-            }
-        })
+    let tensors: Vec<_> = required_tensors(&ecfg)
+        .map(|id| (id, owned[&id].0, &owned[&id].1))
         .collect();
-    let size = packed_size(&ecfg, &inputs).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = vec![0u8; size];
-    let n = write_model(&ecfg, &inputs, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
-    out.truncate(n);
+    let out = pack_to_vec(&ecfg, dtype, &tensors).map_err(|e| anyhow::anyhow!("{e}"))?;
     Model::from_bytes(&out)
         .map_err(|e| anyhow::anyhow!("the packed file does not read back: {e}"))?;
     Ok(out)

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorInput, TensorKind, Variant, packed_size,
-    required_tensors, write_model,
+    DType, Model, ModelConfig, PosEncoding, TensorKind, Variant, pack_to_vec, required_tensors,
 };
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
@@ -71,18 +70,7 @@ fn model(seed: u64, echo: bool) -> Vec<u8> {
             (id, shape, v)
         })
         .collect();
-    let inputs: Vec<_> = owned
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: DType::F32,
-            data,
-        })
-        .collect();
-    let mut out = vec![0u8; packed_size(&cfg, &inputs).unwrap()];
-    write_model(&cfg, &inputs, &mut out).unwrap();
-    out
+    pack_to_vec(&cfg, DType::F32, &owned).unwrap()
 }
 
 #[test]

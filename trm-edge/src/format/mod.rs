@@ -26,4 +26,6 @@ pub use error::{FormatError, WriteError};
 pub use layout::{ALIGN, CRC_LEN, ENTRY_LEN, HEADER_LEN, MAGIC, VERSION};
 pub use read::{Model, TensorView};
 pub use tensor::{DType, TensorId, TensorKind, required_tensors};
+#[cfg(feature = "alloc")]
+pub use write::pack_to_vec;
 pub use write::{TensorInput, packed_size, write_model};

@@ -158,6 +158,37 @@ pub fn write_model(
     Ok(file_len)
 }
 
+/// Packs a model into a new vector: [`packed_size`] and [`write_model`] in one call, for host
+/// tools (export, tests, benches, the firmware's build script). Needs the `alloc` feature.
+///
+/// `tensors` holds `(id, [rows, cols], row-major f32 values)` for exactly the tensors the config
+/// uses. Weight matrices are stored as `dtype`; vectors and RoPE tables
+/// ([`super::TensorKind::f32_only`]) stay f32 whatever `dtype` is.
+#[cfg(feature = "alloc")]
+pub fn pack_to_vec<D: AsRef<[f32]>>(
+    cfg: &ModelConfig,
+    dtype: DType,
+    tensors: &[(TensorId, [usize; 2], D)],
+) -> Result<alloc::vec::Vec<u8>, WriteError> {
+    let inputs: alloc::vec::Vec<TensorInput<'_>> = tensors
+        .iter()
+        .map(|(id, shape, data)| TensorInput {
+            id: *id,
+            shape: *shape,
+            dtype: if id.kind.f32_only() {
+                DType::F32
+            } else {
+                dtype
+            },
+            data: data.as_ref(),
+        })
+        .collect();
+    let mut out = alloc::vec![0u8; packed_size(cfg, &inputs)?];
+    let written = write_model(cfg, &inputs, &mut out)?;
+    out.truncate(written);
+    Ok(out)
+}
+
 /// Encodes one tensor's values (and int8 scales) at its placement.
 fn write_values(p: &Placement<'_, '_>, out: &mut [u8]) {
     let e = &p.entry;

@@ -2,10 +2,7 @@
 
 #![allow(dead_code)]
 
-use trm_edge::format::{
-    DType, ModelConfig, PosEncoding, TensorId, TensorInput, Variant, packed_size, required_tensors,
-    write_model,
-};
+use trm_edge::format::{DType, ModelConfig, PosEncoding, TensorId, Variant, required_tensors};
 
 /// A small configuration of `variant` with `seq_len` answer tokens and `vocab` tokens.
 pub fn tiny_config(variant: Variant, seq_len: usize, vocab: usize) -> ModelConfig {
@@ -98,24 +95,7 @@ pub fn pack(
     tensors: &[(TensorId, [usize; 2], Vec<f32>)],
     dtype: DType,
 ) -> Vec<u8> {
-    let inputs: Vec<TensorInput<'_>> = tensors
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: if id.kind.f32_only() {
-                DType::F32
-            } else {
-                dtype
-            },
-            data,
-        })
-        .collect();
-    let size = packed_size(cfg, &inputs).expect("packed_size");
-    let mut out = vec![0u8; size];
-    let written = write_model(cfg, &inputs, &mut out).expect("write_model");
-    assert_eq!(written, size);
-    out
+    trm_edge::format::pack_to_vec(cfg, dtype, tensors).expect("pack_to_vec")
 }
 
 /// Copies `bytes` to a 64-byte aligned address (as a model placed in flash would be).

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use trm_edge::format::{
-    DType, ModelConfig, PosEncoding, TensorId, TensorInput, TensorKind, Variant, packed_size,
-    required_tensors, write_model,
+    DType, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec, required_tensors,
 };
 
 /// Five Sudoku puzzles with their solutions (`kaggle3m_rated_5000.txt`).
@@ -84,22 +83,7 @@ fn pack(
             (id, shape, f(id, shape))
         })
         .collect();
-    let inputs: Vec<TensorInput<'_>> = owned
-        .iter()
-        .map(|(id, shape, data)| TensorInput {
-            id: *id,
-            shape: *shape,
-            dtype: if id.kind.f32_only() {
-                DType::F32
-            } else {
-                dtype
-            },
-            data,
-        })
-        .collect();
-    let mut out = vec![0u8; packed_size(&cfg, &inputs).expect("packed_size")];
-    write_model(&cfg, &inputs, &mut out).expect("write_model");
-    out
+    pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec")
 }
 
 /// A model of [`config`] with random weights (xorshift from `seed`); its answers are noise.
