@@ -164,7 +164,7 @@ fn main() {
 }
 
 /// The arena a Cortex-M needs, from the build host's figure `host`: trm-edge's scratch for a
-/// TRM-MLP model is `TILE · max(2·I + 2·D, 2·It + 2·S)` floats, with `TILE` = 16 on x86_64 and
+/// TRM-MLP model is `TILE · max(2·I + 2·D, 2·It + 2·S)` floats, with `TILE` = 32 on x86_64 and
 /// aarch64 hosts and 1 on microcontrollers, so the host's scratch is divided by its tile; for
 /// attention (not linear in the tile) the host figure is kept as an upper bound. If trm-edge's
 /// formula changed, the firmware's solver would refuse the arena at run time (an `err` reply,

@@ -25,8 +25,9 @@
 //! To keep the whole run short (the host has 2 cores), the full solves and the 2-thread
 //! throughput at D = 512 are timed once (one solve per thread) outside criterion and printed
 //! as `oneshot ...` lines (`TRM_BENCH_ONESHOT=0` skips them, e.g. with a criterion filter).
+//! `TRM_BENCH_HIDDEN=64,128` benches only those hidden sizes.
 //!
-//! The runtime multiplies `trm_edge::kernels::TILE` (16) positions or channels per pass over a
+//! The runtime multiplies `trm_edge::kernels::TILE` (32) positions or channels per pass over a
 //! weight matrix (tile kernels); the `kernels` group times one step at D = 128 with the
 //! generic (scalar, autovectorised) tile kernels (`set_simd(false)`) and with the AVX2 ones.
 //! The row-by-row implementation before the tile kernels (commit `e25789e`) is compared by
@@ -198,7 +199,19 @@ fn benches(c: &mut Criterion) {
     set_simd(true);
     eprintln!("trm-edge kernels: {}", kernel_set());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
-    for d in HIDDEN {
+    // `TRM_BENCH_HIDDEN=64,128` limits the hidden sizes (packing the D = 512 models takes a minute).
+    let hidden: Vec<usize> = match std::env::var("TRM_BENCH_HIDDEN") {
+        Ok(list) => list
+            .split(',')
+            .map(|d| {
+                d.trim()
+                    .parse()
+                    .expect("TRM_BENCH_HIDDEN: comma-separated sizes")
+            })
+            .collect(),
+        Err(_) => HIDDEN.to_vec(),
+    };
+    for d in hidden {
         let cfg = sudoku_config(d);
         let flops = flops_per_step(&cfg);
         eprintln!(

@@ -8,13 +8,13 @@
 //! - `scratch` ([`Model::scratch_len`] elements = [`Model::scratch_bytes`] bytes).
 //!
 //! Working memory does not grow with expansion × sequence: blocks run in place on the state,
-//! [`TILE`] vectors at a time (16 on x86_64/aarch64, 1 on microcontrollers): the channel
+//! [`TILE`] vectors at a time (32 on x86_64/aarch64, 1 on microcontrollers): the channel
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
-//! these: with `TILE = 16`, for the Sudoku TRM-MLP, 77,952 B at hidden 64 (the token-mixing
-//! tile), 81,920 B at 128 and 262,144 B at 512 (the channel tile); with `TILE = 1`, 4.8 KiB
-//! at hidden 64 and 14 KiB at 512.
+//! these: for the Sudoku TRM-MLP with `TILE = 32`, 155,904 B at hidden 64 (the token-mixing
+//! tile), 163,840 B at 128 and 524,288 B at 512 (the channel tile); with `TILE = 1`, 4.8 KiB
+//! at hidden 64 and 16 KiB at 512.
 
 mod block;
 mod error;

@@ -25,8 +25,8 @@ use crate::kernels::f16::f16_to_f32;
 use crate::kernels::generic::{self, TILE};
 use crate::kernels::ops;
 
-// The tile kernels below hold one tile column block as two 8-lane registers.
-const _: () = assert!(TILE == 16);
+// The tile kernels below work on groups of 16 tile columns (two 8-lane registers).
+const _: () = assert!(TILE % 16 == 0 && TILE > 0);
 
 /// Bit of [`FEATURES`]: detection has run.
 const DETECTED: u8 = 1;
@@ -310,27 +310,33 @@ kernels!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Tile kernels: `y[n][0..16] = Σ_k W[n, k]·x[k][0..16]` (contract of `generic::tile_*`), a
-// register block of up to `NB` weight rows × 16 positions = 12 accumulators; per column `k`
-// two activation loads and `NB` weight broadcasts feed `2·NB` FMAs. f16 and int8 rows are
-// converted to f32 `KC` columns at a time into a stack panel first (exact conversions, so the
-// sums are the f32 kernel's on the decoded weights).
+// Tile kernels: `y[n][0..TILE] = Σ_k W[n, k]·x[k][0..TILE]` (contract of `generic::tile_*`).
+// The work is split into blocks of up to `NB` weight rows × `KC` columns; each block is
+// multiplied against every 16-position group of the tile (`TILE / 16` of them) while its
+// weights stay in L1, with a register block of `NB` rows × 16 positions = 12 accumulators
+// (per column `k`: two activation loads and `NB` weight broadcasts feed `2·NB` FMAs). The
+// accumulators go through `y` between column blocks (exact f32 stores and loads), so every sum
+// still runs over `k` in order. f16 and int8 rows are converted to f32 (exactly) into a stack
+// panel once per block, so the sums are the f32 kernel's on the decoded weights.
 
 /// Weight rows per register block.
 const NB: usize = 6;
-/// Columns of f16/int8 weights converted per panel (`NB·KC·4` = 6 KiB of stack).
-const KC: usize = 256;
+/// Weight columns per block: `NB·KC·4` = 3 KiB of weights and `KC·TILE·4` bytes of the tile
+/// are live while a block runs.
+const KC: usize = 128;
+/// 16-position groups per tile.
+const GROUPS: usize = TILE / 16;
 
 /// f32 rows of converted weights: `NB` rows of `KC` columns (one per kernel call, on the
 /// stack; only the f16 and int8 kernels fill it).
 type Panel = [[f32; KC]; NB];
 
-/// `acc[j] += Σ_{k < k_len} W(j, k)·x[k·16 .. k·16 + 16]`, `W(j, k)` the f32 at
+/// `acc[j] += Σ_{k < k_len} W(j, k)·x[k·TILE .. k·TILE + 16]`, `W(j, k)` the f32 at
 /// `w + j·stride + k` (any alignment).
 ///
 /// # Safety
 /// For `j < R`, `k < k_len`: `w + j·stride + k` is readable as an f32 (4 bytes) and
-/// `x .. x + 16·k_len` is readable.
+/// `x + k·TILE .. x + k·TILE + 16` is readable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_block<const R: usize>(
@@ -341,14 +347,20 @@ unsafe fn tile_block<const R: usize>(
     acc: &mut [[__m256; 2]; R],
 ) {
     let mut a = *acc;
+    // One base pointer per row, so that each broadcast is a `[row + 4k]` address. `black_box`
+    // keeps the compiler from folding them back into one pointer plus multiples of the stride,
+    // which costs an add per row per column.
+    let rows: [*const f32; R] =
+        core::hint::black_box(core::array::from_fn(|j| w.wrapping_add(j * stride)));
     for k in 0..k_len {
-        // SAFETY: k < k_len, so x + 16k .. x + 16k + 16 and every weight w + j·stride + k
-        // (j < R) are readable (caller contract); `loadu`/`read_unaligned` need no alignment.
+        // SAFETY: k < k_len, so x + TILE·k .. + 16 and every weight rows[j] + k = w + j·stride
+        // + k (j < R) are readable (caller contract); `loadu`/`read_unaligned` need no
+        // alignment.
         unsafe {
-            let x0 = _mm256_loadu_ps(x.add(16 * k));
-            let x1 = _mm256_loadu_ps(x.add(16 * k + 8));
-            for (j, aj) in a.iter_mut().enumerate() {
-                let wv = _mm256_set1_ps(w.add(j * stride + k).read_unaligned());
+            let x0 = _mm256_loadu_ps(x.add(TILE * k));
+            let x1 = _mm256_loadu_ps(x.add(TILE * k + 8));
+            for (aj, row) in a.iter_mut().zip(rows) {
+                let wv = _mm256_set1_ps(row.add(k).read_unaligned());
                 aj[0] = _mm256_fmadd_ps(wv, x0, aj[0]);
                 aj[1] = _mm256_fmadd_ps(wv, x1, aj[1]);
             }
@@ -357,27 +369,78 @@ unsafe fn tile_block<const R: usize>(
     *acc = a;
 }
 
-/// Stores `R` accumulated rows to `y + 16·j`.
+/// Loads `R` rows of 16 partial sums from `y + TILE·j`.
 ///
 /// # Safety
-/// `y .. y + 16·R` must be writable.
+/// `y + TILE·j .. + 16` must be readable for `j < R`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_rows<const R: usize>(y: *const f32) -> [[__m256; 2]; R] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for (j, aj) in acc.iter_mut().enumerate() {
+        // SAFETY: j < R, so y + TILE·j .. + 16 is readable (caller contract).
+        unsafe {
+            aj[0] = _mm256_loadu_ps(y.add(TILE * j));
+            aj[1] = _mm256_loadu_ps(y.add(TILE * j + 8));
+        }
+    }
+    acc
+}
+
+/// Stores `R` accumulated rows of 16 to `y + TILE·j`.
+///
+/// # Safety
+/// `y + TILE·j .. + 16` must be writable for `j < R`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn store_rows<const R: usize>(acc: &[[__m256; 2]; R], y: *mut f32) {
     for (j, aj) in acc.iter().enumerate() {
-        // SAFETY: j < R, so y + 16j .. y + 16j + 16 is writable (caller contract).
+        // SAFETY: j < R, so y + TILE·j .. + 16 is writable (caller contract).
         unsafe {
-            _mm256_storeu_ps(y.add(16 * j), aj[0]);
-            _mm256_storeu_ps(y.add(16 * j + 8), aj[1]);
+            _mm256_storeu_ps(y.add(TILE * j), aj[0]);
+            _mm256_storeu_ps(y.add(TILE * j + 8), aj[1]);
         }
     }
 }
 
-/// `R` rows of f32 weights starting at `w` (`cols` per row) against the tile `x`, into `y`.
+/// `R` rows of f32 weights (`stride` floats apart) over `k_len` columns against every
+/// 16-position group of the tile `x`, added to `y` (or written, when `first`).
 ///
 /// # Safety
-/// `w .. w + 4·cols·R` readable, `k_len <= cols`, `x .. x + 16·k_len` readable,
-/// `y .. y + 16·R` writable.
+/// `w + j·stride + k` readable for `j < R`, `k < k_len`; `x .. x + TILE·k_len` readable;
+/// `y .. y + TILE·R` readable and writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_groups<const R: usize>(
+    w: *const f32,
+    stride: usize,
+    x: *const f32,
+    k_len: usize,
+    y: *mut f32,
+    first: bool,
+) {
+    for g in 0..GROUPS {
+        // SAFETY: group g < GROUPS covers lanes 16g .. 16g + 16 <= TILE of every row of x and
+        // y, inside the caller's buffers; the weights as the caller guarantees.
+        unsafe {
+            let (xg, yg) = (x.add(16 * g), y.add(16 * g));
+            let mut acc = if first {
+                [[_mm256_setzero_ps(); 2]; R]
+            } else {
+                load_rows::<R>(yg)
+            };
+            tile_block::<R>(w, stride, xg, k_len, &mut acc);
+            store_rows::<R>(&acc, yg);
+        }
+    }
+}
+
+/// `R` rows of f32 weights over `k_len` columns starting at `w` (`cols` floats from one row to
+/// the next) against the tile chunk `x`, added to `y` (written when `first`).
+///
+/// # Safety
+/// `w + 4·(j·cols + k)` readable for `j < R`, `k < k_len`; `x .. x + TILE·k_len` readable;
+/// `y .. y + TILE·R` readable and writable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn rows_f32<const R: usize>(
@@ -386,15 +449,11 @@ unsafe fn rows_f32<const R: usize>(
     x: *const f32,
     k_len: usize,
     y: *mut f32,
+    first: bool,
     _panel: &mut Panel,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    // SAFETY: row j < R holds `cols >= k_len` f32 at w + 4·cols·j (caller contract), so
-    // `tile_block`'s reads with stride `cols` are in bounds; x and y as the caller guarantees.
-    unsafe {
-        tile_block::<R>(w.cast(), cols, x, k_len, &mut acc);
-        store_rows::<R>(&acc, y);
-    }
+    // SAFETY: the caller's contract is `block_groups`'s with stride `cols`.
+    unsafe { block_groups::<R>(w.cast(), cols, x, k_len, y, first) };
 }
 
 /// Converts `n` f16 weights at `src` to f32 at `dst` (exact, `vcvtph2ps`).
@@ -440,16 +499,17 @@ unsafe fn convert_i8(src: *const u8, dst: *mut f32, n: usize) {
     }
 }
 
-/// Generates the f16 or int8 row-block function: rows converted to an f32 panel `KC`
-/// columns at a time, then [`tile_block`].
+/// Generates the f16 or int8 row-block function: `R` rows × `k_len <= KC` columns converted
+/// to an f32 panel, then [`block_groups`] on the panel.
 macro_rules! rows_converted {
     ($feat:literal, $name:ident, $convert:ident, $size:literal) => {
-        /// `R` rows of converted weights (`$size` bytes each, `cols` per row) starting at `w`
-        /// against the tile `x`, into `y`.
+        /// `R` rows of converted weights (`$size` bytes each) over `k_len` columns starting at
+        /// `w` (`cols` weights from one row to the next) against the tile chunk `x`, added to
+        /// `y` (written when `first`).
         ///
         /// # Safety
-        /// `w .. w + size·cols·R` readable, `k_len <= cols`, `x .. x + 16·k_len` readable,
-        /// `y .. y + 16·R` writable.
+        /// `w + size·(j·cols + k)` readable for `j < R`, `k < k_len`; `k_len <= KC`;
+        /// `x .. x + TILE·k_len` readable; `y .. y + TILE·R` readable and writable.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn $name<const R: usize>(
@@ -458,24 +518,18 @@ macro_rules! rows_converted {
             x: *const f32,
             k_len: usize,
             y: *mut f32,
+            first: bool,
             panel: &mut Panel,
         ) {
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            let mut k0 = 0;
-            while k0 < k_len {
-                let kn = KC.min(k_len - k0);
-                for (j, row) in panel.iter_mut().take(R).enumerate() {
-                    // SAFETY: columns k0 .. k0 + kn < k_len <= cols of row j < R lie inside
-                    // the caller's readable rows; the panel row holds KC >= kn floats.
-                    unsafe { $convert(w.add($size * (j * cols + k0)), row.as_mut_ptr(), kn) };
-                }
-                // SAFETY: the panel holds R rows of KC floats (stride KC) with kn valid
-                // columns; x + 16·k0 .. x + 16·(k0 + kn) is inside the caller's tile.
-                unsafe { tile_block::<R>(panel.as_ptr().cast(), KC, x.add(16 * k0), kn, &mut acc) };
-                k0 += kn;
+            let kn = k_len.min(KC);
+            for (j, row) in panel.iter_mut().take(R).enumerate() {
+                // SAFETY: columns 0 .. kn <= k_len of row j < R are readable (caller
+                // contract); the panel row holds KC >= kn floats.
+                unsafe { $convert(w.add($size * j * cols), row.as_mut_ptr(), kn) };
             }
-            // SAFETY: y .. y + 16·R is writable (caller contract).
-            unsafe { store_rows::<R>(&acc, y) };
+            // SAFETY: the panel holds R rows of KC floats (stride KC) with kn valid columns;
+            // x and y as the caller guarantees.
+            unsafe { block_groups::<R>(panel.as_ptr().cast(), KC, x, kn, y, first) };
         }
     };
 }
@@ -483,8 +537,9 @@ macro_rules! rows_converted {
 rows_converted!("avx2,fma,f16c", rows_f16, convert_f16, 2);
 rows_converted!("avx2,fma", rows_i8, convert_i8, 1);
 
-/// Generates a tile kernel from a row-block function: full blocks of [`NB`] rows, then one
-/// block of the remaining 1..NB rows.
+/// Generates a tile kernel from a row-block function. Columns go in chunks of [`KC`] (the
+/// chunk of the tile, `KC·TILE` floats, stays in L1 while every row block passes over it);
+/// within a chunk, full blocks of [`NB`] rows, then one block of the remaining 1..NB rows.
 macro_rules! tile_kernel {
     ($feat:literal, $name:ident, $rows:ident, $size:literal) => {
         /// AVX2 tile kernel (contract of the generic tile kernel of that encoding).
@@ -498,23 +553,44 @@ macro_rules! tile_kernel {
             let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y.as_mut_ptr());
             let mut panel: Panel = [[0.0; KC]; NB];
             let p = &mut panel;
-            let mut n = 0;
-            while n + NB <= rows {
-                // SAFETY: rows n .. n + NB < rows lie inside `w` (rows <= w.len() / row_bytes)
-                // and `y` (rows <= y.len() / 16); k_len <= cols and 16·k_len <= x.len().
-                unsafe { $rows::<NB>(wp.add(n * row_bytes), cols, xp, k_len, yp.add(TILE * n), p) };
-                n += NB;
-            }
-            let (w_rest, y_rest) = (wp.wrapping_add(n * row_bytes), yp.wrapping_add(TILE * n));
-            // SAFETY: the remaining rows - n rows lie inside `w` and `y` (as above).
-            unsafe {
-                match rows - n {
-                    1 => $rows::<1>(w_rest, cols, xp, k_len, y_rest, p),
-                    2 => $rows::<2>(w_rest, cols, xp, k_len, y_rest, p),
-                    3 => $rows::<3>(w_rest, cols, xp, k_len, y_rest, p),
-                    4 => $rows::<4>(w_rest, cols, xp, k_len, y_rest, p),
-                    5 => $rows::<5>(w_rest, cols, xp, k_len, y_rest, p),
-                    _ => {}
+            let mut k0 = 0;
+            loop {
+                let kn = KC.min(k_len - k0);
+                let first = k0 == 0;
+                let (wk, xk) = (wp.wrapping_add($size * k0), xp.wrapping_add(TILE * k0));
+                let mut n = 0;
+                while n + NB <= rows {
+                    // SAFETY: rows n .. n + NB <= rows lie inside `w` (rows <= w.len() /
+                    // row_bytes) and `y` (rows <= y.len() / TILE); columns k0 .. k0 + kn <=
+                    // k_len <= cols of them are readable, and TILE·(k0 + kn) <= x.len().
+                    unsafe {
+                        $rows::<NB>(
+                            wk.add(n * row_bytes),
+                            cols,
+                            xk,
+                            kn,
+                            yp.add(TILE * n),
+                            first,
+                            p,
+                        )
+                    };
+                    n += NB;
+                }
+                let (w_rest, y_rest) = (wk.wrapping_add(n * row_bytes), yp.wrapping_add(TILE * n));
+                // SAFETY: the remaining rows - n rows lie inside `w` and `y` (as above).
+                unsafe {
+                    match rows - n {
+                        1 => $rows::<1>(w_rest, cols, xk, kn, y_rest, first, p),
+                        2 => $rows::<2>(w_rest, cols, xk, kn, y_rest, first, p),
+                        3 => $rows::<3>(w_rest, cols, xk, kn, y_rest, first, p),
+                        4 => $rows::<4>(w_rest, cols, xk, kn, y_rest, first, p),
+                        5 => $rows::<5>(w_rest, cols, xk, kn, y_rest, first, p),
+                        _ => {}
+                    }
+                }
+                k0 += kn;
+                if k0 >= k_len {
+                    break;
                 }
             }
         }
