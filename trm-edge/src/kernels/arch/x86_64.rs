@@ -26,7 +26,7 @@ use crate::kernels::generic::{self, TILE};
 use crate::kernels::ops;
 
 // The tile kernels below work on groups of 16 tile columns (two 8-lane registers).
-const _: () = assert!(TILE % 16 == 0 && TILE > 0);
+const _: () = assert!(TILE.is_multiple_of(16) && TILE > 0);
 
 /// Bit of [`FEATURES`]: detection has run.
 const DETECTED: u8 = 1;
