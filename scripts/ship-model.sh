@@ -30,15 +30,19 @@ for dtype in f32 f16 int8; do
 done
 cp "$snap/config.toml" "$snap/checkpoint.safetensors" \
   "$snap/metrics.jsonl" "$out/checkpoint/"
+# The console log of the run (stage changes are marked there), where it is kept beside the run.
+if [ -f "$run.log" ]; then cp "$run.log" "$out/checkpoint/train.log"; fi
 
 # Accuracy per supervision-step budget on the run's held-out generated puzzles (past N_sup up to
 # 24 steps), and the learning curves.
-"$train" eval --checkpoint "$snap" --weights "$weights" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" \
+"$train" eval --checkpoint "$snap" --weights "$weights" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" 2>&1 \
   | tee "$snap/eval.txt"
 cp "$snap/eval/budget.png" "$snap/eval/budget.json" "$snap/eval/learning_curves.png" "$out/plots/"
 cp "$snap/eval.txt" "$out/plots/budget.txt"
 
-step=$(grep -o '"step":[0-9]*' "$snap/metrics.jsonl" | tail -1 | cut -d: -f2)
+# The checkpoint's step (as `eval` read it): metrics.jsonl may already hold a later line, logged
+# after the last checkpoint.
+step=$(sed -n 's/^eval: step \([0-9]*\) of .*/\1/p' "$snap/eval.txt")
 # Wall time over every segment of the run (elapsed_s restarts at each resume).
 wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
     if (t < last) total += last; last = t } END { printf "%.0f", total + last }' "$snap/metrics.jsonl")
@@ -55,6 +59,10 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
   echo "  continued with \`train --resume $run\` after interruptions. Seed, data generator"
   echo "  settings (givens range, puzzle count, augmentations, generator seed) and every"
   echo "  hyper-parameter: \`checkpoint/config.toml\` (the run's resolved config)."
+  if [ -f "$out/checkpoint/train.log" ]; then
+    echo "- Console log (resumes and \`--set\` stage changes, held-out evaluations):"
+    echo "  \`checkpoint/train.log\`."
+  fi
   echo "- Wall time so far: ${wall} s ($(awk -v w="$wall" 'BEGIN { printf "%.1f", w / 3600 }') h) of training on $(nproc) cores"
   echo "  ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(date -u +%F)."
   echo "- Resume elsewhere: copy \`models/checkpoint/\` to a run directory and"
