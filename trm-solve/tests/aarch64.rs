@@ -1,7 +1,9 @@
 //! The static aarch64 (musl) build of `trm-solve`, run under `qemu-aarch64`, answers exactly
 //! as the host build: byte-identical output with the scalar kernels (`--no-simd`, the same
 //! arithmetic on both), identical answers with NEON against AVX2, and an exact model whose
-//! JSON output is identical with SIMD on.
+//! JSON output is identical with SIMD on. Also runs trm-edge's unit tests for aarch64 under
+//! `qemu-aarch64`: the NEON kernels against the scalar ones, and the NEON tile products
+//! bit-identical to AVX2's.
 //!
 //! Run alone with `cargo test --workspace --release aarch64`. Needs the
 //! `aarch64-unknown-linux-musl` target, `aarch64-linux-gnu-gcc` and `qemu-aarch64` (see
@@ -55,6 +57,21 @@ fn build() -> PathBuf {
     target_dir.join(TARGET).join("release/trm-solve")
 }
 
+/// Skips (or, under `CI=true`, fails) when the cross tools are missing; `true` when they are
+/// there.
+fn tools_or_skip(test: &str) -> bool {
+    match missing_tools() {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test} cannot run in CI: {why} (see .ci/run)")
+        }
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
+        }
+    }
+}
+
 /// Runs the aarch64 binary under qemu-user (no `-L`: it must be static) and the host one.
 fn both(aarch64: &Path, args: &[&str]) -> (Output, Output) {
     let arm = Command::new("qemu-aarch64")
@@ -69,13 +86,53 @@ fn both(aarch64: &Path, args: &[&str]) -> (Output, Output) {
     (arm, host)
 }
 
+/// trm-edge's unit tests, built for aarch64 and run under `qemu-aarch64` (the target's
+/// `runner` in `.cargo/config.toml`): the NEON dot, matrix-vector and tile kernels against the
+/// scalar ones, and the tile products' bits against the AVX2 kernels' hashes.
+#[test]
+fn trm_edge_unit_tests_pass_on_aarch64() {
+    if !tools_or_skip("trm_edge_unit_tests_pass_on_aarch64") {
+        return;
+    }
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aarch64-musl");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "trm-edge",
+            "--lib",
+            "--target",
+            TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .output()
+        .expect("run cargo");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "trm-edge unit tests on aarch64 failed:\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for test in [
+        "neon_tiles_match_generic",
+        "neon_matches_generic",
+        "simd_tile_bits_are_the_same_on_x86_64_and_aarch64",
+    ] {
+        assert!(
+            out.contains(&format!("{test} ... ok")),
+            "{test} did not run:\n{out}"
+        );
+    }
+}
+
 #[test]
 fn aarch64_musl_build_matches_x86_64() {
-    if let Some(why) = missing_tools() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("aarch64 test cannot run in CI: {why} (see .ci/run)");
-        }
-        eprintln!("SKIPPED aarch64_musl_build_matches_x86_64: {why}");
+    if !tools_or_skip("aarch64_musl_build_matches_x86_64") {
         return;
     }
     let arm = build();

@@ -11,6 +11,8 @@ pub mod f16;
 pub mod generic;
 mod matrix;
 pub mod ops;
+#[cfg(test)]
+mod testing;
 
 pub use generic::TILE;
 pub use matrix::{Matrix, Weights};

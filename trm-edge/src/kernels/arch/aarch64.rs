@@ -1,5 +1,7 @@
-//! NEON dot products for little-endian aarch64 (NEON is part of the base ISA there), and their
-//! dispatchers (NEON unless [`super::set_simd`]`(false)`).
+//! NEON dot products and tile kernels ([`tile`]) for little-endian aarch64 (NEON is part of the
+//! base ISA there), and their dispatchers (NEON unless [`super::set_simd`]`(false)`).
+
+mod tile;
 
 use core::arch::aarch64::{
     float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,
@@ -111,6 +113,34 @@ pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         }
     } else {
         generic::matvec_i8(q, cols, x, y);
+    }
+}
+
+/// [`generic::tile_f32`], with NEON unless SIMD is switched off (the same bits as the AVX2
+/// kernel).
+pub fn tile_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if simd_allowed() {
+        tile::tile_f32(w, cols, x, y);
+    } else {
+        generic::tile_f32(w, cols, x, y);
+    }
+}
+
+/// [`generic::tile_f16`], with NEON unless SIMD is switched off.
+pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if simd_allowed() {
+        tile::tile_f16(w, cols, x, y);
+    } else {
+        generic::tile_f16(w, cols, x, y);
+    }
+}
+
+/// [`generic::tile_i8`], with NEON unless SIMD is switched off.
+pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if simd_allowed() {
+        tile::tile_i8(q, cols, x, y);
+    } else {
+        generic::tile_i8(q, cols, x, y);
     }
 }
 

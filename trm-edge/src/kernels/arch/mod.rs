@@ -28,6 +28,43 @@ pub mod x86_64;
 // Cortex-M DSP (SMLAD) int8 kernels; the portable specification builds everywhere.
 pub mod cortex_m;
 
+/// The block schedule of the SIMD tile kernels: the columns `0..k_len` in chunks of `kc`, and
+/// within each chunk the rows `0..rows` in blocks of `nb` (the last one shorter). Calls
+/// `block(n, r, k0, kn)` for rows `n .. n + r` (`1 <= r <= nb`) and columns `k0 .. k0 + kn`;
+/// `k0 == 0` is the first chunk, whose sums start from zero (later chunks add to `y`). With
+/// `k_len = 0` there is one chunk of no columns (the kernels then write zeros).
+#[cfg(any(
+    target_arch = "x86_64",
+    all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon"
+    )
+))]
+#[inline(always)]
+fn tile_schedule(
+    rows: usize,
+    k_len: usize,
+    nb: usize,
+    kc: usize,
+    mut block: impl FnMut(usize, usize, usize, usize),
+) {
+    let mut k0 = 0;
+    loop {
+        let kn = kc.min(k_len - k0);
+        let mut n = 0;
+        while n < rows {
+            let r = nb.min(rows - n);
+            block(n, r, k0, kn);
+            n += r;
+        }
+        k0 += kn;
+        if k0 >= k_len {
+            break;
+        }
+    }
+}
+
 /// Whether SIMD kernels may be used (default `true`).
 static SIMD: AtomicBool = AtomicBool::new(true);
 
@@ -62,12 +99,26 @@ pub(crate) fn simd_allowed() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, matvec_i8};
-// Tile products and the element-wise loops of a block: AVX2 on x86_64; elsewhere the generic
-// code (written lane by lane, so aarch64's baseline NEON vectorises it as it is).
-#[cfg(not(target_arch = "x86_64"))]
+// Tile products: AVX2 on x86_64, NEON on aarch64, the generic code elsewhere. The element-wise
+// loops of a block: AVX2 on x86_64; elsewhere the generic code (written lane by lane, so
+// aarch64's baseline NEON vectorises it as it is).
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon"
+    )
+)))]
 pub use super::generic::{tile_f16, tile_f32, tile_i8};
 #[cfg(not(target_arch = "x86_64"))]
 pub use super::ops::{softmax, swiglu};
+#[cfg(all(
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_feature = "neon"
+))]
+pub use aarch64::{tile_f16, tile_f32, tile_i8};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{softmax, swiglu, tile_f16, tile_f32, tile_i8};
 

@@ -537,9 +537,9 @@ macro_rules! rows_converted {
 rows_converted!("avx2,fma,f16c", rows_f16, convert_f16, 2);
 rows_converted!("avx2,fma", rows_i8, convert_i8, 1);
 
-/// Generates a tile kernel from a row-block function. Columns go in chunks of [`KC`] (the
-/// chunk of the tile, `KC·TILE` floats, stays in L1 while every row block passes over it);
-/// within a chunk, full blocks of [`NB`] rows, then one block of the remaining 1..NB rows.
+/// Generates a tile kernel from a row-block function, on [`super::tile_schedule`]: columns in
+/// chunks of [`KC`] (the chunk of the tile, `KC·TILE` floats, stays in L1 while every row
+/// block passes over it), within a chunk blocks of [`NB`] rows (the last one 1..NB).
 macro_rules! tile_kernel {
     ($feat:literal, $name:ident, $rows:ident, $size:literal) => {
         /// AVX2 tile kernel (contract of the generic tile kernel of that encoding).
@@ -553,46 +553,25 @@ macro_rules! tile_kernel {
             let (wp, xp, yp) = (w.as_ptr(), x.as_ptr(), y.as_mut_ptr());
             let mut panel: Panel = [[0.0; KC]; NB];
             let p = &mut panel;
-            let mut k0 = 0;
-            loop {
-                let kn = KC.min(k_len - k0);
+            super::tile_schedule(rows, k_len, NB, KC, |n, r, k0, kn| {
                 let first = k0 == 0;
-                let (wk, xk) = (wp.wrapping_add($size * k0), xp.wrapping_add(TILE * k0));
-                let mut n = 0;
-                while n + NB <= rows {
-                    // SAFETY: rows n .. n + NB <= rows lie inside `w` (rows <= w.len() /
-                    // row_bytes) and `y` (rows <= y.len() / TILE); columns k0 .. k0 + kn <=
-                    // k_len <= cols of them are readable, and TILE·(k0 + kn) <= x.len().
-                    unsafe {
-                        $rows::<NB>(
-                            wk.add(n * row_bytes),
-                            cols,
-                            xk,
-                            kn,
-                            yp.add(TILE * n),
-                            first,
-                            p,
-                        )
-                    };
-                    n += NB;
-                }
-                let (w_rest, y_rest) = (wk.wrapping_add(n * row_bytes), yp.wrapping_add(TILE * n));
-                // SAFETY: the remaining rows - n rows lie inside `w` and `y` (as above).
+                let wb = wp.wrapping_add($size * k0 + n * row_bytes);
+                let (xk, yb) = (xp.wrapping_add(TILE * k0), yp.wrapping_add(TILE * n));
+                // SAFETY: rows n .. n + r <= rows lie inside `w` (rows <= w.len() / row_bytes)
+                // and `y` (rows <= y.len() / TILE); columns k0 .. k0 + kn <= k_len <= cols of
+                // them are readable, and TILE·(k0 + kn) <= x.len().
                 unsafe {
-                    match rows - n {
-                        1 => $rows::<1>(w_rest, cols, xk, kn, y_rest, first, p),
-                        2 => $rows::<2>(w_rest, cols, xk, kn, y_rest, first, p),
-                        3 => $rows::<3>(w_rest, cols, xk, kn, y_rest, first, p),
-                        4 => $rows::<4>(w_rest, cols, xk, kn, y_rest, first, p),
-                        5 => $rows::<5>(w_rest, cols, xk, kn, y_rest, first, p),
+                    match r {
+                        NB => $rows::<NB>(wb, cols, xk, kn, yb, first, p),
+                        1 => $rows::<1>(wb, cols, xk, kn, yb, first, p),
+                        2 => $rows::<2>(wb, cols, xk, kn, yb, first, p),
+                        3 => $rows::<3>(wb, cols, xk, kn, yb, first, p),
+                        4 => $rows::<4>(wb, cols, xk, kn, yb, first, p),
+                        5 => $rows::<5>(wb, cols, xk, kn, yb, first, p),
                         _ => {}
                     }
                 }
-                k0 += kn;
-                if k0 >= k_len {
-                    break;
-                }
-            }
+            });
         }
     };
 }
@@ -735,6 +714,7 @@ pub fn softmax(v: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kernels::f16::f32_to_f16;
+    use crate::kernels::testing::{encodings, uniform};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -810,19 +790,11 @@ mod tests {
             if !cpu_has_avx2_fma_f16c() {
                 return Ok(());
             }
-            let mut s = seed | 1;
-            let mut next = move || {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            };
+            let mut next = uniform(seed);
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             let xs: Vec<f32> = (0..x_off + cols).map(|_| next()).collect();
             let x = &xs[x_off..];
-            let wf: Vec<u8> = w.iter().flat_map(|a| a.to_le_bytes()).collect();
-            let wh: Vec<u8> = w.iter().flat_map(|a| f32_to_f16(*a).to_le_bytes()).collect();
-            let wq: Vec<u8> = w.iter().map(|a| (a * 60.0) as i8 as u8).collect();
+            let [wf, wh, wq] = encodings(&w, 60.0);
             let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
             let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
             // A shorter y truncates; the untouched tail must stay as it was.
@@ -864,19 +836,11 @@ mod tests {
             if !cpu_has_avx2_fma_f16c() {
                 return Ok(());
             }
-            let mut s = seed | 1;
-            let mut next = move || {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            };
+            let mut next = uniform(seed);
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             // x may be shorter than cols·TILE (then k is truncated) and not a whole tile.
             let x: Vec<f32> = (0..x_cols.min(cols) * TILE + x_cols % 5).map(|_| next()).collect();
-            let wf: Vec<u8> = w.iter().flat_map(|a| a.to_le_bytes()).collect();
-            let wh: Vec<u8> = w.iter().flat_map(|a| f32_to_f16(*a).to_le_bytes()).collect();
-            let wq: Vec<u8> = w.iter().map(|a| (a * 60.0) as i8 as u8).collect();
+            let [wf, wh, wq] = encodings(&w, 60.0);
             let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
             let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
             let ylen = (rows * TILE).saturating_sub(y_short);
