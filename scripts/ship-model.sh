@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Ships a training run as the project's default model: exports the EMA weights of RUN_DIR
-# (default runs/sudoku-edge) as models/sudoku-{f32,f16,int8}.trm, copies the resumable
-# checkpoint to models/checkpoint/, draws the charts and writes models/PROVENANCE.md.
+# (default runs/sudoku-edge) as models/sudoku-{f32,f16,int8}.trm, writes its checkpoint in
+# compact form to models/checkpoint/ (`trm-train compact`: weights and EMA exact, Adam moments
+# in bf16, no ACT carry; about 6 MB instead of 14 at hidden 128), draws the charts and writes
+# models/PROVENANCE.md.
 #
 #   scripts/ship-model.sh [RUN_DIR]
 #
@@ -28,8 +30,8 @@ done
 for dtype in f32 f16 int8; do
   "$train" export --checkpoint "$snap" --weights "$weights" --dtype "$dtype" --out "$out/sudoku-$dtype.trm"
 done
-cp "$snap/config.toml" "$snap/checkpoint.safetensors" \
-  "$snap/metrics.jsonl" "$out/checkpoint/"
+"$train" compact --checkpoint "$snap" --out "$out/checkpoint"
+cp "$snap/metrics.jsonl" "$out/checkpoint/"
 # The console log of the run (stage changes are marked there), where it is kept beside the run.
 if [ -f "$run.log" ]; then cp "$run.log" "$out/checkpoint/train.log"; fi
 
@@ -66,7 +68,10 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
   echo "- Wall time so far: ${wall} s ($(awk -v w="$wall" 'BEGIN { printf "%.1f", w / 3600 }') h) of training on $(nproc) cores"
   echo "  ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(date -u +%F)."
   echo "- Resume elsewhere: copy \`models/checkpoint/\` to a run directory and"
-  echo "  \`cargo run --release -p trm-train -- train --resume <that dir>\`."
+  echo "  \`cargo run --release -p trm-train -- train --resume <that dir>\`. The committed checkpoint"
+  echo "  is compact (\`trm-train compact\`: weights and EMA exact, Adam moments in bf16, no ACT"
+  echo "  carry), so the continued run starts its batch rows afresh and is not bit-identical to"
+  echo "  one that never stopped (the run directory's full checkpoint is)."
   echo
   echo "## Metrics at step $step (held-out generated puzzles, ${weights} weights)"
   echo

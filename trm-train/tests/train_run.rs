@@ -161,6 +161,67 @@ fn checkpoints_round_trip() {
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
 }
 
+/// `trm-train compact` keeps the weights, EMA weights and metadata exactly, rounds the Adam
+/// moments to bf16, drops the ACT carry, and the run resumes from it.
+#[test]
+fn a_compact_checkpoint_is_smaller_and_resumes() {
+    let root = scratch("train_compact");
+    let dir = root.join("run");
+    let cache = root.join("cache");
+    run(tiny(&cache, 4), &dir, false);
+    let compact = root.join("compact");
+    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .arg("compact")
+        .arg("--checkpoint")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&compact)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let small = SafetensorsFile::read(compact.join(CHECKPOINT_FILE)).unwrap();
+    let floats =
+        |t: &burn::tensor::TensorData| t.clone().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let mut moments = 0;
+    for (name, t) in &full.tensors {
+        if name.starts_with("carry.") {
+            assert!(!small.tensors.contains_key(name), "{name} kept");
+            continue;
+        }
+        let u = &small.tensors[name];
+        assert_eq!(t.shape().as_slice(), u.shape().as_slice(), "{name}");
+        if name.starts_with("adam.") {
+            moments += 1;
+            for (a, b) in floats(t).iter().zip(floats(u)) {
+                assert!((a - b).abs() <= a.abs() / 256.0, "{name}: {a} vs {b}");
+            }
+        } else {
+            assert!(t.as_bytes() == u.as_bytes(), "{name} changed");
+        }
+    }
+    assert!(moments > 0 && full.tensors.keys().any(|k| k.starts_with("carry.")));
+    for (k, v) in &full.metadata {
+        assert_eq!(small.metadata.get(k), Some(v), "metadata {k}");
+    }
+    assert!(small.metadata.contains_key("compact"));
+    let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
+    assert!(size(compact.join(CHECKPOINT_FILE)) < size(dir.join(CHECKPOINT_FILE)));
+    // The compact directory is a run directory: training continues from step 4 to 6.
+    let summary = run(tiny(&cache, 6), &compact, true);
+    assert_eq!((summary.step, summary.steps_this_run), (6, 2));
+    // Compacting a directory into itself is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .arg("compact")
+        .arg("--checkpoint")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}
+
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let root = scratch("train_diverge");

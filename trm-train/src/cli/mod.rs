@@ -9,6 +9,7 @@
 //! trm-train            # the default run: `train` with configs/cpu-default.toml
 //! ```
 
+mod compact;
 mod data;
 mod eval;
 mod export;
@@ -42,6 +43,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Pack a run's weights (EMA by default) or an official state dict into a trm-edge model file.
     Export(export::ExportArgs),
+    /// Write a run's checkpoint in compact form (no ACT carry, bf16 Adam moments), to commit.
+    Compact(compact::CompactArgs),
 }
 
 /// Parses the process arguments and runs the command; the exit code is the process's.
@@ -60,6 +63,7 @@ pub fn run() -> ExitCode {
         Some(Command::Train(args)) => train::run(args, cli.threads.is_some()),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Export(args)) => export::run(args),
+        Some(Command::Compact(args)) => compact::run(args),
         None => train::run(train::TrainArgs::default(), cli.threads.is_some()),
     };
     result.unwrap_or_else(|e| {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail, ensure};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData, bf16};
 
 use super::trm::Trm;
 
@@ -215,7 +215,7 @@ pub fn strip_compile_prefix(name: &str) -> &str {
 /// `__metadata__` string map.
 #[derive(Clone, Debug, Default)]
 pub struct SafetensorsFile {
-    /// Tensors by name; F32/F64/I32/I64/U8/BOOL keep their dtype.
+    /// Tensors by name; F32/F64/BF16/I32/I64/U8/BOOL keep their dtype.
     pub tensors: HashMap<String, TensorData>,
     /// `__metadata__` (all values are strings).
     pub metadata: HashMap<String, String>,
@@ -245,6 +245,7 @@ impl SafetensorsFile {
                 Dtype::I32 => TensorData::new(le_vec::<4, i32>(raw, i32::from_le_bytes), shape),
                 Dtype::I64 => TensorData::new(le_vec::<8, i64>(raw, i64::from_le_bytes), shape),
                 Dtype::U8 => TensorData::new(raw.to_vec(), shape),
+                Dtype::BF16 => TensorData::new(le_vec::<2, bf16>(raw, bf16::from_le_bytes), shape),
                 Dtype::BOOL => TensorData::new(raw.iter().map(|&b| b != 0).collect(), shape),
                 other => bail!("tensor {name}: unsupported dtype {other:?}"),
             };
@@ -253,7 +254,8 @@ impl SafetensorsFile {
         Ok(Self { tensors, metadata })
     }
 
-    /// Writes tensors and metadata (f32 / f64 / i32 / i64 / bool tensors) to a safetensors file.
+    /// Writes tensors and metadata (f32 / f64 / bf16 / i32 / i64 / bool tensors) to a
+    /// safetensors file.
     pub fn write(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
         use safetensors::Dtype;
         let mut names: Vec<&String> = self.tensors.keys().collect();
@@ -267,6 +269,7 @@ impl SafetensorsFile {
                 DType::F64 => (Dtype::F64, t.as_bytes().to_vec()),
                 DType::I32 => (Dtype::I32, t.as_bytes().to_vec()),
                 DType::I64 => (Dtype::I64, t.as_bytes().to_vec()),
+                DType::BF16 => (Dtype::BF16, t.as_bytes().to_vec()),
                 DType::Bool(_) => (
                     Dtype::BOOL,
                     t.try_to_vec::<bool>()

@@ -1,13 +1,14 @@
 //! The training state and its checkpoint file: weights, EMA weights, optimiser moments, the
 //! ACT carry, the data position and the RNG position, in one safetensors file written
-//! atomically (a temporary file, synced, then renamed over the old one).
+//! atomically (a temporary file, synced, then renamed over the old one); and its compact form
+//! for committing (no carry, bf16 moments).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, bf16};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -22,6 +23,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// `format` metadata value of a checkpoint.
 pub const FORMAT: &str = "trm-train-checkpoint-v1";
+/// `compact` metadata value of a [`TrainState::to_compact_file`] checkpoint.
+pub const COMPACT_NOTE: &str = "no ACT carry; Adam moments in bf16";
 /// Stream of the ChaCha8 generator that drives the halting exploration.
 const EXPLORATION_STREAM: u64 = 0x7472_6d5f_6578_706c;
 
@@ -134,6 +137,23 @@ impl TrainState {
         for (k, v) in meta {
             f.metadata.insert(k.into(), v);
         }
+        f
+    }
+
+    /// A compact checkpoint of this state, for carrying a run to another machine (about half
+    /// the size of [`TrainState::to_file`]'s): the weights, EMA weights and metadata exactly,
+    /// the Adam moments rounded to bf16, and no ACT carry (a resume starts every row of the
+    /// streaming batch afresh, as at a data stage change; the carry is the one part tied to
+    /// this run's batch size). Resuming from it continues the run, not bit for bit.
+    pub fn to_compact_file(&self, config: &str) -> SafetensorsFile {
+        let mut f = self.to_file(config);
+        f.tensors.retain(|k, _| !k.starts_with("carry."));
+        for (name, t) in f.tensors.iter_mut() {
+            if name.starts_with("adam.") {
+                *t = t.clone().convert::<bf16>();
+            }
+        }
+        f.metadata.insert("compact".into(), COMPACT_NOTE.into());
         f
     }
 
