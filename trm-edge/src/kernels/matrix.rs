@@ -219,6 +219,14 @@ mod tests {
     fn simd_tile_bits_are_the_same_on_x86_64_and_aarch64() {
         let fused = matches!(arch::kernel_set(), "avx2+fma+f16c" | "neon");
         if !fused || TILE != 32 {
+            // Another kernel set (no F16C, scalar, microcontroller tile of 1): nothing to
+            // compare; in CI the x86_64 and aarch64 runners must have the fused kernels.
+            let why = std::format!("kernel set {}, TILE {TILE}", arch::kernel_set());
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "not testable in CI: {why}"
+            );
+            std::eprintln!("SKIPPED simd_tile_bits_are_the_same_on_x86_64_and_aarch64: {why}");
             return;
         }
         let (rows, cols) = (13, 300);

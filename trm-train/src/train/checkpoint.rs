@@ -23,7 +23,7 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// `format` metadata value of a checkpoint.
 pub const FORMAT: &str = "trm-train-checkpoint-v1";
-/// `compact` metadata value of a [`TrainState::to_compact_file`] checkpoint.
+/// `compact` metadata value of a [`compact`] checkpoint.
 pub const COMPACT_NOTE: &str = "no ACT carry; Adam moments in bf16";
 /// Stream of the ChaCha8 generator that drives the halting exploration.
 const EXPLORATION_STREAM: u64 = 0x7472_6d5f_6578_706c;
@@ -137,23 +137,6 @@ impl TrainState {
         for (k, v) in meta {
             f.metadata.insert(k.into(), v);
         }
-        f
-    }
-
-    /// A compact checkpoint of this state, for carrying a run to another machine (about half
-    /// the size of [`TrainState::to_file`]'s): the weights, EMA weights and metadata exactly,
-    /// the Adam moments rounded to bf16, and no ACT carry (a resume starts every row of the
-    /// streaming batch afresh, as at a data stage change; the carry is the one part tied to
-    /// this run's batch size). Resuming from it continues the run, not bit for bit.
-    pub fn to_compact_file(&self, config: &str) -> SafetensorsFile {
-        let mut f = self.to_file(config);
-        f.tensors.retain(|k, _| !k.starts_with("carry."));
-        for (name, t) in f.tensors.iter_mut() {
-            if name.starts_with("adam.") {
-                *t = t.clone().convert::<bf16>();
-            }
-        }
-        f.metadata.insert("compact".into(), COMPACT_NOTE.into());
         f
     }
 
@@ -296,6 +279,25 @@ impl TrainState {
         };
         write_atomically(&dir.join(WEIGHTS_FILE), &weights)
     }
+}
+
+/// The compact form of checkpoint `f`, for committing and carrying a run to another machine:
+/// every tensor and metadata entry as in `f` except the ACT carry (dropped: a resume starts
+/// every row of the streaming batch afresh, as at a data stage change; it is also the one part
+/// tied to the run's batch size) and the Adam moments (rounded to bf16, half their size), plus
+/// a `compact` metadata entry. Weights and EMA weights stay exact. Resuming from it continues
+/// the run, not bit for bit. At hidden 128 with batch 64: 6.3 MB instead of 13.8 (the carry
+/// was 5.4 MB of it).
+pub fn compact(f: &SafetensorsFile) -> SafetensorsFile {
+    let mut out = f.clone();
+    out.tensors.retain(|k, _| !k.starts_with("carry."));
+    for (name, t) in out.tensors.iter_mut() {
+        if name.starts_with("adam.") {
+            *t = t.clone().convert::<bf16>();
+        }
+    }
+    out.metadata.insert("compact".into(), COMPACT_NOTE.into());
+    out
 }
 
 /// Writes `file` to `path` through `path.tmp` (synced, then renamed).

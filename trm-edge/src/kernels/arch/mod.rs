@@ -2,12 +2,14 @@
 //! needed) and at compile time elsewhere.
 //!
 //! `unsafe` lives only below this module. Every function re-exported here has the contract of
-//! the [`super::generic`] function of the same name (only the summation order differs).
+//! the [`super::generic`] function of the same name (the SIMD kernels differ only in rounding:
+//! summation order, and one rounding per fused multiply-add).
 //! Selection:
 //! - x86_64: [`x86_64`] detects AVX2, FMA and F16C once with `CPUID`/`XGETBV` (cached in an
 //!   atomic) and uses the AVX2 + FMA kernels for f32 and int8 weights and the F16C kernels for
 //!   f16 weights where the CPU and OS support them; a default `cargo build` gets them;
-//! - little-endian aarch64 (NEON is baseline): [`aarch64`] kernels for f32 and int8;
+//! - little-endian aarch64 (NEON is baseline): [`aarch64`] dot products for f32 and int8
+//!   weights and tile products for f32, f16 and int8 weights;
 //! - everything else (Cortex-M, …): the generic kernels.
 //!
 //! [`set_simd`]`(false)` forces the generic kernels everywhere (tests, benchmarks).
@@ -49,6 +51,8 @@ fn tile_schedule(
     kc: usize,
     mut block: impl FnMut(usize, usize, usize, usize),
 ) {
+    // Zero-sized blocks would never advance.
+    let (nb, kc) = (nb.max(1), kc.max(1));
     let mut k0 = 0;
     loop {
         let kn = kc.min(k_len - k0);

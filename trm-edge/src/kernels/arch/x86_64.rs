@@ -319,8 +319,10 @@ kernels!(
 // still runs over `k` in order. f16 and int8 rows are converted to f32 (exactly) into a stack
 // panel once per block, so the sums are the f32 kernel's on the decoded weights.
 
-/// Weight rows per register block.
+/// Weight rows per register block (the row-count dispatch of `tile_kernel!` has arms for
+/// 1..=6).
 const NB: usize = 6;
+const _: () = assert!(NB == 6);
 /// Weight columns per block: `NB·KC·4` = 3 KiB of weights and `KC·TILE·4` bytes of the tile
 /// are live while a block runs.
 const KC: usize = 128;

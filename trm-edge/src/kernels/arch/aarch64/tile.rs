@@ -20,8 +20,9 @@ use crate::kernels::generic::TILE;
 // The kernels work on groups of 16 tile lanes (four 4-lane registers).
 const _: () = assert!(TILE.is_multiple_of(16) && TILE > 0);
 
-/// Weight rows per register block.
+/// Weight rows per register block (the row-count dispatch in [`tile`] has arms for 1..=4).
 const NB: usize = 4;
+const _: () = assert!(NB == 4);
 /// Weight columns per chunk (`NB·KC·4` = 2 KiB of weights, `KC·TILE·4` of the tile).
 const KC: usize = 128;
 /// 16-lane groups per tile.
@@ -191,7 +192,7 @@ impl Rows for F32 {
 
 /// Generates [`Rows`] for an encoding decoded into the panel by `$decode(ptr) -> f32`.
 macro_rules! decoded_rows {
-    ($ty:ident, $size:literal, $decode:expr) => {
+    ($ty:ident, $size:literal, $decode:ident) => {
         impl Rows for $ty {
             const SIZE: usize = $size;
             unsafe fn rows<const R: usize>(
@@ -219,11 +220,26 @@ macro_rules! decoded_rows {
     };
 }
 
-decoded_rows!(F16, 2, |p: *const u8| f16_to_f32(u16::from_le_bytes([
-    *p,
-    *p.add(1)
-])));
-decoded_rows!(I8, 1, |p: *const u8| f32::from(*p as i8));
+/// The binary16 weight at `p`, exactly as f32.
+///
+/// # Safety
+/// `p .. p + 2` must be readable.
+unsafe fn decode_f16(p: *const u8) -> f32 {
+    // SAFETY: two readable bytes (caller contract).
+    f16_to_f32(u16::from_le_bytes(unsafe { [*p, *p.add(1)] }))
+}
+
+/// The int8 weight at `p` as f32.
+///
+/// # Safety
+/// `p` must be readable.
+unsafe fn decode_i8(p: *const u8) -> f32 {
+    // SAFETY: one readable byte (caller contract).
+    f32::from(unsafe { *p } as i8)
+}
+
+decoded_rows!(F16, 2, decode_f16);
+decoded_rows!(I8, 1, decode_i8);
 
 /// The tile product for weights read as `T`, on [`super::super::tile_schedule`]: column chunks
 /// of [`KC`], within a chunk blocks of [`NB`] rows (the last one 1..NB).
