@@ -14,6 +14,13 @@ pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f32 {
     }
 }
 
+/// `bytes` behind `offset` filler bytes, so that `&result[offset..]` starts misaligned.
+pub(crate) fn shifted(bytes: &[u8], offset: usize) -> Vec<u8> {
+    let mut v = std::vec![0xa5u8; offset];
+    v.extend_from_slice(bytes);
+    v
+}
+
 /// `w` as little-endian f32 bytes, binary16 bytes, and int8 values `(v · q_scale) as i8`.
 pub(crate) fn encodings(w: &[f32], q_scale: f32) -> [Vec<u8>; 3] {
     [

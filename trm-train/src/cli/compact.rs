@@ -9,8 +9,8 @@ use clap::Args;
 
 use crate::model::SafetensorsFile;
 use crate::train::TrainConfig;
-use crate::train::checkpoint::{CHECKPOINT_FILE, compact, write_atomically};
-use crate::train::run::{CONFIG_FILE, load_state, train_device};
+use crate::train::checkpoint::{CHECKPOINT_FILE, TrainState, compact, write_atomically};
+use crate::train::run::{CONFIG_FILE, adam_config, train_device};
 
 /// Arguments of `compact`.
 #[derive(Debug, Args)]
@@ -42,11 +42,18 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
             out.display()
         );
     }
-    // Validate the source completely before writing anything.
+    // Validate the source completely (it must restore as a training state) before writing.
     let cfg = TrainConfig::read(&src.join(CONFIG_FILE))
         .with_context(|| format!("{} is not a run directory", src.display()))?;
-    let state = load_state(src, &cfg, &train_device())?;
     let file = SafetensorsFile::read(&src_file)?;
+    let state = TrainState::from_file(
+        &file,
+        &cfg.trm()?,
+        adam_config(&cfg),
+        cfg.seed,
+        &train_device(),
+    )
+    .with_context(|| format!("restoring {}", src_file.display()))?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     write_atomically(&out, &compact(&file))?;

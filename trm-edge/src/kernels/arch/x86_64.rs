@@ -716,20 +716,13 @@ pub fn softmax(v: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kernels::f16::f32_to_f16;
-    use crate::kernels::testing::{encodings, uniform};
+    use crate::kernels::testing::{encodings, shifted, uniform};
     use proptest::prelude::*;
     use std::vec::Vec;
 
     /// `|a − b| <= 1e-5 · max(1, Σ|w·x|)` (f32 reassociation bound with margin).
     fn close(a: f32, b: f32, scale: f32) -> bool {
         (a - b).abs() <= 1e-5 * scale.max(1.0)
-    }
-
-    /// `bytes` copied behind `offset` filler bytes, so the returned range starts misaligned.
-    fn shifted(bytes: &[u8], offset: usize) -> Vec<u8> {
-        let mut v = std::vec![0xa5u8; offset];
-        v.extend_from_slice(bytes);
-        v
     }
 
     #[test]

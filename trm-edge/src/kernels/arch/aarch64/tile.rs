@@ -290,7 +290,7 @@ pub(super) fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kernels::generic;
-    use crate::kernels::testing::{encodings, uniform};
+    use crate::kernels::testing::{encodings, shifted, uniform};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -311,12 +311,7 @@ mod tests {
             let mut next = uniform(seed);
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             let x: Vec<f32> = (0..x_cols.min(cols) * TILE + x_cols % 5).map(|_| next()).collect();
-            let pad = |b: Vec<u8>| {
-                let mut v = std::vec![0xa5u8; w_off];
-                v.extend(b);
-                v
-            };
-            let [wf, wh, wq] = encodings(&w, 60.0).map(pad);
+            let [wf, wh, wq] = encodings(&w, 60.0).map(|b| shifted(&b, w_off));
             let ylen = (rows * TILE).saturating_sub(y_short);
             let tol = 1e-6 * cols as f32 * 2.0;
             for (which, bytes) in [(0, &wf[w_off..]), (1, &wh[w_off..]), (2, &wq[w_off..])] {
