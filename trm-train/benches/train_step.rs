@@ -1,9 +1,14 @@
 //! Training speed: one optimiser step (ACT call with T−1 no-grad recursion processes and one
 //! with gradients, stable-max + Q-halt loss, backward, AdamATan2, sign-SGD on the puzzle
-//! embedding, EMA) of TRM-MLP with T = 3, n = 6, N_sup = 16, puzzle_emb_len = 16, global
-//! batch 64, on burn-ndarray. Throughput is reported in training samples per second.
+//! embedding, EMA) of TRM-MLP at global batch 64 on burn-ndarray, in the two shapes that
+//! BENCHMARKS.md compares with the official PyTorch code:
 //!
-//! `cargo bench -p trm-train --bench train_step` (hidden 128 and 512; `-- h128` for one).
+//! - `mlp_h128_b64_T3_n6` (and `mlp_h512_...`): the official Sudoku shape, T = 3, n = 6,
+//!   N_sup = 16, 16 puzzle-embedding positions;
+//! - `edge_h128_b64_T2_n2`: `configs/sudoku-edge.toml` (T = 2, n = 2, one position).
+//!
+//! Throughput is reported in training samples per second.
+//! `cargo bench -p trm-train --bench train_step` (all); `-- edge` or `-- mlp_h128` for one.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -18,7 +23,10 @@ use trm_train::train::{TrainConfig, TrainState};
 
 const BATCH: usize = 64;
 
-fn config(hidden: usize) -> TrainConfig {
+/// The sudoku-edge recipe, as committed.
+const EDGE_TOML: &str = include_str!("../../configs/sudoku-edge.toml");
+
+fn official(hidden: usize) -> TrainConfig {
     let sets: Vec<String> = [
         format!("model.hidden_size={hidden}"),
         format!("model.puzzle_emb_ndim={hidden}"),
@@ -37,7 +45,15 @@ fn config(hidden: usize) -> TrainConfig {
         .unwrap()
 }
 
+fn edge() -> TrainConfig {
+    TrainConfig::from_toml(EDGE_TOML)
+        .unwrap()
+        .with_overrides(&[format!("train.global_batch_size={BATCH}")])
+        .unwrap()
+}
+
 fn bench(c: &mut Criterion) {
+    trm_train::model::fused::keep_freed_memory();
     let spec = GenSpec {
         clues: 17..=30,
         min_rating: 0,
@@ -58,8 +74,12 @@ fn bench(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
-    for hidden in [128, 512] {
-        let cfg = config(hidden);
+    let shapes = [
+        ("mlp_h128_b64_T3_n6", official(128), 30),
+        ("edge_h128_b64_T2_n2", edge(), 20),
+        ("mlp_h512_b64_T3_n6", official(512), 120),
+    ];
+    for (name, cfg, seconds) in shapes {
         let trm = cfg.trm().unwrap();
         let mut state = TrainState::fresh(
             &trm,
@@ -68,12 +88,12 @@ fn bench(c: &mut Criterion) {
             0,
             &train_device(),
         );
-        group.measurement_time(Duration::from_secs(if hidden >= 512 { 120 } else { 30 }));
+        group.measurement_time(Duration::from_secs(seconds));
         let mut i = 0;
-        group.bench_function(format!("mlp_h{hidden}_b{BATCH}_T3_n6"), |b| {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                let m = train_step(&mut state, &batches[i % batches.len()], 1e-4, &cfg);
+                let m = train_step(&mut state, &batches[i % batches.len()], cfg.train.lr, &cfg);
                 black_box(m.expect("finite loss"))
             })
         });

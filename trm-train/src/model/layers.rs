@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
 use super::config::{TrmConfig, swiglu_inter};
+use super::fused;
 
 /// Samples the official truncated normal (`trunc_normal_init_`: truncation at ±2 of a standard
 /// normal, rescaled so the *truncated* distribution has standard deviation `std`).
@@ -214,6 +215,20 @@ impl SwiGlu {
         let up = linear_t(x, w.narrow(0, inter, inter));
         self.down_proj.forward(silu(gate).mul(up))
     }
+
+    /// The post-norm residual around the SwiGLU, `rms_norm(x + forward(x))` over rows, as one
+    /// fused op on the CPU ([`fused::swiglu_norm`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[R, n]` → `[R, n]`
+    pub fn residual_norm(&self, x: Tensor<2>, eps: f64) -> Tensor<2> {
+        fused::swiglu_norm(
+            x,
+            self.gate_up_proj.weight.val(),
+            self.down_proj.weight.val(),
+            eps,
+        )
+    }
 }
 
 /// Rotary position tables (`RotaryEmbedding`): `cos`/`sin` of `concat(f, f)` with
@@ -365,16 +380,20 @@ impl Block {
     /// # Shapes
     /// - `h`: `[B, S, D]` → `[B, S, D]`
     pub fn forward(&self, h: Tensor<3>, rope: Option<&Rope>) -> Tensor<3> {
+        let [b, s, d] = h.dims();
         let h = if let Some(mlp_t) = &self.mlp_t {
-            let t = h.swap_dims(1, 2); // [B, D, S]
-            let t = rms_norm(t.clone().add(mlp_t.forward(t)), self.eps);
-            t.swap_dims(1, 2)
+            // Over the sequence axis: rows are (batch, channel), width S.
+            let t = h.swap_dims(1, 2).reshape([b * d, s]);
+            let t = mlp_t.residual_norm(t, self.eps);
+            t.reshape([b, d, s]).swap_dims(1, 2)
         } else if let Some(attn) = &self.self_attn {
             rms_norm(h.clone().add(attn.forward(h, rope)), self.eps)
         } else {
             h
         };
-        rms_norm(h.clone().add(self.mlp.forward(h)), self.eps)
+        self.mlp
+            .residual_norm(h.reshape([b * s, d]), self.eps)
+            .reshape([b, s, d])
     }
 }
 

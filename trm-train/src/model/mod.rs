@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: [`TrmConfig`] (every official knob, parsed from the official JSON),
 //! - [`layers`]: linear, SwiGLU, RMSNorm, RoPE attention, the post-norm block,
+//! - [`fused`]: the residual SwiGLU + RMSNorm sub-block as one CPU op with its own backward,
 //! - [`trm`]: the network and one supervision step ([`Trm::inner_forward`]),
 //! - [`act`]: the ACT wrapper ([`Trm::act_step`], [`Carry`], [`Batch`], [`Mode`]),
 //! - [`loss`]: stable-max CE + Q-halt BCE and the metrics ([`act_loss`]),
@@ -14,6 +15,7 @@
 pub mod act;
 pub mod config;
 pub mod ema;
+pub mod fused;
 pub mod layers;
 pub mod loss;
 pub mod optim;

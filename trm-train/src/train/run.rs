@@ -102,6 +102,7 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     let start = Instant::now();
     let cfg = &opts.config;
     cfg.validate()?;
+    crate::model::fused::keep_freed_memory();
     let dir = &opts.run_dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let device = device_for(cfg.backend)?;

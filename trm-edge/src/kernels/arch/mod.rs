@@ -116,7 +116,7 @@ pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, m
 )))]
 pub use super::generic::{tile_f16, tile_f32, tile_i8};
 #[cfg(not(target_arch = "x86_64"))]
-pub use super::ops::{softmax, swiglu};
+pub use super::ops::{softmax, swiglu, swiglu_backward};
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
@@ -124,7 +124,7 @@ pub use super::ops::{softmax, swiglu};
 ))]
 pub use aarch64::{tile_f16, tile_f32, tile_i8};
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{softmax, swiglu, tile_f16, tile_f32, tile_i8};
+pub use x86_64::{softmax, swiglu, swiglu_backward, tile_f16, tile_f32, tile_i8};
 
 #[cfg(all(
     target_arch = "aarch64",
