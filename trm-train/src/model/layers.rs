@@ -383,9 +383,12 @@ impl Block {
         let [b, s, d] = h.dims();
         let h = if let Some(mlp_t) = &self.mlp_t {
             // Over the sequence axis: rows are (batch, channel), width S.
-            let t = h.swap_dims(1, 2).reshape([b * d, s]);
-            let t = mlp_t.residual_norm(t, self.eps);
-            t.reshape([b, d, s]).swap_dims(1, 2)
+            fused::swiglu_norm_seq(
+                h,
+                mlp_t.gate_up_proj.weight.val(),
+                mlp_t.down_proj.weight.val(),
+                self.eps,
+            )
         } else if let Some(attn) = &self.self_attn {
             rms_norm(h.clone().add(attn.forward(h, rope)), self.eps)
         } else {

@@ -1,4 +1,5 @@
-//! AVX2 + FMA (+ F16C) kernels for x86_64 and their runtime dispatch, without `std`.
+//! AVX2 + FMA (+ F16C) kernels for x86_64 and their runtime dispatch, without `std`; the
+//! element-wise SwiGLU kernels also have an AVX-512F build (the same code on 16 lanes).
 //!
 //! The kernels are compiled on every x86_64 build (`#[target_feature]`) and chosen at run
 //! time: [`features`] executes `CPUID` and `XGETBV` once (the result is cached in an atomic),
@@ -7,10 +8,10 @@
 //! `-C target-cpu=native`) skips the `CPUID` probe for them.
 //!
 //! Safety argument, used by every `// SAFETY:` comment below: a `#[target_feature]` kernel is
-//! only called after [`avx2_fma`] (or [`avx2_fma_f16c`]) returned `true`, which means `CPUID`
-//! reported the instruction sets **and** `XCR0` shows that the operating system saves the YMM
-//! registers (so AVX instructions do not fault), or the build enables the features for every
-//! CPU it may run on.
+//! only called after [`avx2_fma`] (or [`avx2_fma_f16c`], [`avx512f`]) returned `true`, which
+//! means `CPUID` reported the instruction sets **and** `XCR0` shows that the operating system
+//! saves the YMM (and for AVX-512, the ZMM and opmask) registers, so the instructions do not
+//! fault; or the build enables the features for every CPU it may run on.
 
 use core::arch::x86_64::{
     __cpuid, __cpuid_count, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64,
@@ -34,6 +35,9 @@ const DETECTED: u8 = 1;
 const AVX2_FMA: u8 = 2;
 /// Bit of [`FEATURES`]: F16C usable as well (only set together with [`AVX2_FMA`]).
 const F16C: u8 = 4;
+/// Bit of [`FEATURES`]: AVX-512F usable as well (CPU support and OS-enabled ZMM state; only set
+/// together with [`AVX2_FMA`]). Used by the element-wise SwiGLU kernels (16 lanes).
+const AVX512F: u8 = 8;
 
 /// Cached result of [`detect`]; 0 until the first query.
 static FEATURES: AtomicU8 = AtomicU8::new(0);
@@ -80,11 +84,16 @@ fn detect() -> u8 {
     if xcr0 & 0b110 != 0b110 {
         return bits;
     }
-    let avx2 = __cpuid_count(7, 0).ebx & (1 << 5) != 0;
+    let ebx7 = __cpuid_count(7, 0).ebx;
+    let (avx2, avx512f) = (ebx7 & (1 << 5) != 0, ebx7 & (1 << 16) != 0);
     if avx2 && fma {
         bits |= AVX2_FMA;
         if f16c {
             bits |= F16C;
+        }
+        // Bits 5-7: opmask, upper halves of ZMM0-15, ZMM16-31 state.
+        if avx512f && xcr0 & 0b1110_0000 == 0b1110_0000 {
+            bits |= AVX512F;
         }
     }
     bits
@@ -113,6 +122,17 @@ pub fn cpu_has_avx2_fma_f16c() -> bool {
     features() & (AVX2_FMA | F16C) == AVX2_FMA | F16C
 }
 
+/// Whether this CPU (and OS) can run the AVX-512F element-wise kernels, ignoring
+/// [`super::set_simd`].
+pub fn cpu_has_avx512f() -> bool {
+    features() & (AVX2_FMA | AVX512F) == AVX2_FMA | AVX512F
+}
+
+/// AVX-512F element-wise kernels usable and allowed.
+fn avx512f() -> bool {
+    simd_allowed() && cpu_has_avx512f()
+}
+
 /// AVX2 + FMA kernels usable and allowed.
 fn avx2_fma() -> bool {
     simd_allowed() && cpu_has_avx2_fma()
@@ -125,7 +145,9 @@ fn avx2_fma_f16c() -> bool {
 
 /// Name of the kernel set the dispatcher uses now.
 pub fn kernel_set() -> &'static str {
-    if avx2_fma_f16c() {
+    if avx2_fma_f16c() && avx512f() {
+        "avx2+fma+f16c (avx512f element-wise)"
+    } else if avx2_fma_f16c() {
         "avx2+fma+f16c"
     } else if avx2_fma() {
         "avx2+fma"
@@ -589,6 +611,25 @@ fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
     ops::swiglu(gate, up);
 }
 
+/// [`ops::swiglu`] compiled for AVX-512F: the same code on 16 lanes (same bits, see
+/// [`swiglu_avx2`]).
+#[target_feature(enable = "avx512f")]
+fn swiglu_avx512(gate: &mut [f32], up: &[f32]) {
+    ops::swiglu(gate, up);
+}
+
+/// [`ops::swiglu_backward`] compiled for AVX-512F (same bits, see [`swiglu_avx512`]).
+#[target_feature(enable = "avx512f")]
+fn swiglu_backward_avx512(
+    gate: &[f32],
+    up: &[f32],
+    da: &[f32],
+    d_gate: &mut [f32],
+    d_up: &mut [f32],
+) {
+    ops::swiglu_backward(gate, up, da, d_gate, d_up);
+}
+
 /// [`ops::swiglu_backward`] compiled for AVX2 + FMA (same bits, see [`swiglu_avx2`]).
 #[target_feature(enable = "avx2,fma")]
 fn swiglu_backward_avx2(
@@ -704,9 +745,12 @@ pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// [`ops::swiglu`], vectorised with AVX2 when available (identical results).
+/// [`ops::swiglu`], vectorised with AVX-512F or AVX2 when available (identical results).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    if avx2_fma() {
+    if avx512f() {
+        // SAFETY: `avx512f()` is true: AVX-512F and OS-enabled ZMM state were detected.
+        unsafe { swiglu_avx512(gate, up) }
+    } else if avx2_fma() {
         // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
         unsafe { swiglu_avx2(gate, up) }
     } else {
@@ -714,9 +758,13 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// [`ops::swiglu_backward`], vectorised with AVX2 when available (identical results).
+/// [`ops::swiglu_backward`], vectorised with AVX-512F or AVX2 when available (identical
+/// results).
 pub fn swiglu_backward(gate: &[f32], up: &[f32], da: &[f32], d_gate: &mut [f32], d_up: &mut [f32]) {
-    if avx2_fma() {
+    if avx512f() {
+        // SAFETY: `avx512f()` is true: AVX-512F and OS-enabled ZMM state were detected.
+        unsafe { swiglu_backward_avx512(gate, up, da, d_gate, d_up) }
+    } else if avx2_fma() {
         // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
         unsafe { swiglu_backward_avx2(gate, up, da, d_gate, d_up) }
     } else {
@@ -913,8 +961,19 @@ mod tests {
             // SAFETY: as above.
             unsafe { swiglu_backward_avx2(&gate, &up, &da, &mut dg1, &mut du1) };
             ops::swiglu_backward(&gate, &up, &da, &mut dg2, &mut du2);
-            prop_assert_eq!(dg1, dg2);
-            prop_assert_eq!(du1, du2);
+            prop_assert_eq!(&dg1, &dg2);
+            prop_assert_eq!(&du1, &du2);
+            if cpu_has_avx512f() {
+                let mut g3 = v.iter().map(|p| p.0).collect::<std::vec::Vec<f32>>();
+                // SAFETY: AVX-512F with OS-enabled ZMM state (checked just above).
+                unsafe { swiglu_avx512(&mut g3, &up) };
+                prop_assert_eq!(&g3, &g2);
+                let (mut dg3, mut du3) = (std::vec![0f32; n], std::vec![0f32; n]);
+                // SAFETY: as above.
+                unsafe { swiglu_backward_avx512(&gate, &up, &da, &mut dg3, &mut du3) };
+                prop_assert_eq!(&dg3, &dg2);
+                prop_assert_eq!(&du3, &du2);
+            }
         }
     }
 }

@@ -13,8 +13,9 @@
 //!
 //! Both passes run over tiles of [`TILE_ROWS`] rows, one rayon task per tile (or per group of
 //! tiles), each tile's products and row passes on one thread while its intermediates are still
-//! in that core's cache: a tile of `[g | u]` is at most a few hundred KiB, where the whole
-//! `[R, 2I]` matrix is tens of MiB and would go through memory between the passes. Weight
+//! in that core's caches: a tile of `[g | u]` is 1–2 MiB, where the whole `[R, 2I]` matrix is
+//! tens of MiB and would go through memory between the passes (512-row tiles measured faster
+//! than 256 and 1024 on the training step). Weight
 //! gradients are summed per group of tiles and the [`GRAD_GROUPS`] partial sums are added in a
 //! fixed order, so every result is the same whatever the number of threads.
 //!
@@ -93,7 +94,7 @@ impl<'a> View<'a> {
 }
 
 /// Rows per tile of the fused passes.
-pub const TILE_ROWS: usize = 256;
+pub const TILE_ROWS: usize = 512;
 
 /// Number of partial weight-gradient sums of a backward pass (a constant, so that the order of
 /// the additions, and the result, do not depend on the thread count).
@@ -309,6 +310,53 @@ impl Dims {
     }
 }
 
+/// `[g | u]` buffers of dropped [`Saved`] values, reused by later forward passes: a training
+/// step frees and allocates the same large buffers over and over, and a reused one needs no
+/// zeroing (the forward overwrites it).
+static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// Most buffers [`POOL`] keeps.
+const POOL_MAX: usize = 32;
+
+/// A buffer of `len` elements, from [`POOL`] when one fits (contents unspecified).
+fn pooled(len: usize) -> Vec<f32> {
+    let mut pool = POOL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fit = pool
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    match fit {
+        Some(i) => {
+            let mut v = pool.swap_remove(i);
+            drop(pool);
+            v.resize(len, 0.0);
+            v
+        }
+        None => {
+            drop(pool);
+            vec![0f32; len]
+        }
+    }
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        let gu = std::mem::take(&mut self.gu);
+        if gu.capacity() > 0 {
+            let mut pool = POOL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pool.len() < POOL_MAX {
+                pool.push(gu);
+            }
+        }
+    }
+}
+
 /// What the backward pass needs from a forward call (`silu(g) · u` is recomputed per tile from
 /// `[g | u]`, which costs less than keeping it: a third less memory and traffic).
 #[derive(Debug)]
@@ -321,15 +369,130 @@ pub struct Saved {
     pub s: Vec<f32>,
 }
 
-/// Forward of the sub-block keeping what the backward pass needs.
-pub fn forward_saved(d: Dims, x: &[f32], w_gu: &[f32], w_down: &[f32], eps: f32) -> Saved {
+/// How the rows of a call lie in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major `[R, n]`.
+    Rows,
+    /// Sequence-major activations `[B, n, d]` (`[B, S, D]` with `n = S`): row `b·d + c` is
+    /// column `c` of batch element `b`. The token-mixing MLP's rows, read and written without a
+    /// transpose of the whole tensor (each tile is transposed in cache instead).
+    Columns {
+        /// The channel count D (`R = B·D`).
+        d: usize,
+    },
+}
+
+impl Layout {
+    /// Rows per tile: [`TILE_ROWS`], or whole batch elements for [`Layout::Columns`].
+    fn tile_rows(self) -> usize {
+        match self {
+            Layout::Rows => TILE_ROWS,
+            Layout::Columns { d } => d.max(1) * (TILE_ROWS / d.max(1)).max(1),
+        }
+    }
+
+    /// Checks that `rows` fit the layout.
+    fn check(self, rows: usize) {
+        if let Layout::Columns { d } = self {
+            assert!(
+                d > 0 && rows.is_multiple_of(d),
+                "{rows} rows are not whole batch elements of {d} channels"
+            );
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch for tiles moved between [`Layout::Columns`] and rows.
+    static LAYOUT_SCRATCH: std::cell::RefCell<Vec<f32>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `[bt, n, d]` → `[bt·d, n]` (each batch element's `[n, d]` block transposed).
+fn columns_to_rows(src: &[f32], n: usize, d: usize, dst: &mut [f32]) {
+    for (sb, db) in src.chunks_exact(n * d).zip(dst.chunks_exact_mut(n * d)) {
+        for (s, row) in sb.chunks_exact(d).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                db[c * n + s] = *v;
+            }
+        }
+    }
+}
+
+/// `[bt·d, n]` → `[bt, n, d]` (the inverse of [`columns_to_rows`]).
+fn rows_to_columns(src: &[f32], n: usize, d: usize, dst: &mut [f32]) {
+    for (sb, db) in src.chunks_exact(n * d).zip(dst.chunks_exact_mut(n * d)) {
+        for (c, row) in sb.chunks_exact(n).enumerate() {
+            for (s, v) in row.iter().enumerate() {
+                db[s * d + c] = *v;
+            }
+        }
+    }
+}
+
+/// Runs `f` on the row-layout form of the tiles `ins` (read) and `outs` (written back): the
+/// slices themselves for [`Layout::Rows`], transposed copies in this thread's scratch for
+/// [`Layout::Columns`]. Every slice holds `rows · n` elements.
+fn in_rows<const I: usize, const O: usize>(
+    layout: Layout,
+    n: usize,
+    ins: [&[f32]; I],
+    outs: [&mut [f32]; O],
+    f: impl FnOnce([&[f32]; I], [&mut [f32]; O]),
+) {
+    let Layout::Columns { d } = layout else {
+        return f(ins, outs);
+    };
+    let len = ins.first().map_or(0, |s| s.len());
+    LAYOUT_SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < (I + O) * len {
+            scratch.resize((I + O) * len, 0.0);
+        }
+        let (ib, ob) = scratch[..(I + O) * len].split_at_mut(I * len);
+        let mut ichunks = ib.chunks_exact_mut(len.max(1));
+        for src in ins {
+            if let Some(dst) = ichunks.next() {
+                columns_to_rows(src, n, d, dst);
+            }
+        }
+        let rins: [&[f32]; I] = {
+            let mut it = ib.chunks_exact(len.max(1));
+            std::array::from_fn(|_| it.next().unwrap_or(&[]))
+        };
+        let routs: [&mut [f32]; O] = {
+            let mut it = ob.chunks_exact_mut(len.max(1));
+            std::array::from_fn(|_| it.next().unwrap_or(&mut []))
+        };
+        f(rins, routs);
+        let mut ochunks = ob.chunks_exact(len.max(1));
+        for dst in outs {
+            if let Some(src) = ochunks.next() {
+                rows_to_columns(src, n, d, dst);
+            }
+        }
+    })
+}
+
+/// Forward of the sub-block keeping what the backward pass needs. `x` and the output y are in
+/// `layout`; the saved `[g | u]` and norm divisors are in row order.
+pub fn forward_saved(
+    d: Dims,
+    layout: Layout,
+    x: &[f32],
+    w_gu: &[f32],
+    w_down: &[f32],
+    eps: f32,
+) -> Saved {
     d.check(x, w_gu, w_down);
+    layout.check(d.rows);
     let Dims { rows, n, inter } = d;
-    let mut gu = vec![0f32; rows * 2 * inter];
+    let mut gu = pooled(rows * 2 * inter);
     let mut y = vec![0f32; rows * n];
     let mut s = vec![0f32; rows];
     if n > 0 {
-        let t = TILE_ROWS;
+        let t = layout.tile_rows();
         let (w_gu_t, w_down_t) = (
             View::row_major(w_gu, 2 * inter, n).t(),
             View::row_major(w_down, n, inter).t(),
@@ -340,26 +503,37 @@ pub fn forward_saved(d: Dims, x: &[f32], w_gu: &[f32], w_down: &[f32], eps: f32)
             .zip(x.par_chunks(t * n))
             .for_each(|(((gu, y), s), x)| {
                 let r = s.len();
-                matmul(gu, View::row_major(x, r, n), w_gu_t, false);
-                with_scratch(r * inter, |a| {
-                    swiglu_rows(gu, inter, a);
-                    matmul(y, View::row_major(a, r, inter), w_down_t, false);
+                in_rows(layout, n, [x], [y], |[x], [y]| {
+                    matmul(gu, View::row_major(x, r, n), w_gu_t, false);
+                    with_scratch(r * inter, |a| {
+                        swiglu_rows(gu, inter, a);
+                        matmul(y, View::row_major(a, r, inter), w_down_t, false);
+                    });
+                    residual_norm_rows(x, y, s, n, eps);
                 });
-                residual_norm_rows(x, y, s, n, eps);
             });
     }
     Saved { gu, y, s }
 }
 
-/// Forward of the sub-block without a backward pass (no-grad recursion): returns y, `[R, n]`.
-pub fn forward(d: Dims, x: &[f32], w_gu: &[f32], w_down: &[f32], eps: f32) -> Vec<f32> {
+/// Forward of the sub-block without a backward pass (no-grad recursion): returns y, `[R, n]`
+/// in `layout`.
+pub fn forward(
+    d: Dims,
+    layout: Layout,
+    x: &[f32],
+    w_gu: &[f32],
+    w_down: &[f32],
+    eps: f32,
+) -> Vec<f32> {
     d.check(x, w_gu, w_down);
+    layout.check(d.rows);
     let Dims { rows, n, inter } = d;
     let mut y = vec![0f32; rows * n];
     if n == 0 {
         return y;
     }
-    let t = TILE_ROWS;
+    let t = layout.tile_rows();
     let (w_gu_t, w_down_t) = (
         View::row_major(w_gu, 2 * inter, n).t(),
         View::row_major(w_down, n, inter).t(),
@@ -368,18 +542,20 @@ pub fn forward(d: Dims, x: &[f32], w_gu: &[f32], w_down: &[f32], eps: f32) -> Ve
         .zip(x.par_chunks(t * n))
         .for_each(|(y, x)| {
             let r = y.len() / n;
-            with_scratch(r * 2 * inter, |gu| {
-                matmul(gu, View::row_major(x, r, n), w_gu_t, false);
-                swiglu_rows_in_place(gu, inter);
-                matmul(
-                    y,
-                    View::strided_rows(gu, r, inter, 2 * inter),
-                    w_down_t,
-                    false,
-                );
+            in_rows(layout, n, [x], [y], |[x], [y]| {
+                with_scratch(r * 2 * inter, |gu| {
+                    matmul(gu, View::row_major(x, r, n), w_gu_t, false);
+                    swiglu_rows_in_place(gu, inter);
+                    matmul(
+                        y,
+                        View::strided_rows(gu, r, inter, 2 * inter),
+                        w_down_t,
+                        false,
+                    );
+                });
+                let mut s = vec![0f32; r];
+                residual_norm_rows(x, y, &mut s, n, eps);
             });
-            let mut s = [0f32; TILE_ROWS];
-            residual_norm_rows(x, y, &mut s[..r], n, eps);
         });
     y
 }
@@ -409,24 +585,37 @@ pub struct Wanted {
 /// One group's weight-gradient sums: `dW_down` `[n, I]` and `dW_guᵀ` `[n, 2I]`.
 type GroupSums = (Option<Vec<f32>>, Option<Vec<f32>>);
 
-/// Backward of the sub-block from the output gradient `dy` (`[R, n]`).
+/// The inputs of a call: `x` (in the call's layout) and the two weights.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// `x`, `[R, n]` in the call's [`Layout`].
+    pub x: &'a [f32],
+    /// `W_gu`, `[2I, n]`.
+    pub w_gu: &'a [f32],
+    /// `W_down`, `[n, I]`.
+    pub w_down: &'a [f32],
+}
+
+/// Backward of the sub-block from the output gradient `dy` (`[R, n]`, in `layout`, as are x
+/// and the returned dx).
 pub fn backward(
     d: Dims,
-    x: &[f32],
-    w_gu: &[f32],
-    w_down: &[f32],
+    layout: Layout,
+    inputs: Inputs<'_>,
     saved: &Saved,
     dy: &[f32],
     want: Wanted,
 ) -> Grads {
+    let Inputs { x, w_gu, w_down } = inputs;
     d.check(x, w_gu, w_down);
+    layout.check(d.rows);
     let Dims { rows, n, inter } = d;
     assert_eq!(dy.len(), rows * n, "dy: [{rows}, {n}]");
     let mut out = Grads::default();
     if !(want.x || want.w_gu || want.w_down) || n == 0 {
         return out;
     }
-    let t = TILE_ROWS;
+    let t = layout.tile_rows();
     let tiles = rows.div_ceil(t).max(1);
     let per_group = tiles.div_ceil(GRAD_GROUPS) * t;
     let (w_gu_v, w_down_v) = (
@@ -455,30 +644,32 @@ pub fn backward(
                 .zip(gu.chunks(t * 2 * inter));
             for (i, (((((dx, dy), y), s), x), gu)) in tiles.enumerate() {
                 let r = s.len();
-                norm_backward_rows(dy, y, s, n, dx);
-                with_scratch(r * 3 * inter, |scratch| {
-                    let dr = View::row_major(dx, r, n);
-                    let (da, dgu) = scratch.split_at_mut(r * inter);
-                    if let Some(g) = &mut dw_down {
-                        // a = silu(g)·u again, in the space of dgu (not needed yet).
-                        let a = &mut dgu[..r * inter];
-                        swiglu_rows(gu, inter, a);
-                        matmul(g, dr.t(), View::row_major(a, r, inter), i > 0);
-                    }
-                    if !(want.x || want.w_gu) {
-                        return;
-                    }
-                    matmul(da, dr, w_down_v, false);
-                    swiglu_backward_rows(gu, da, inter, dgu);
-                    let dgu_v = View::row_major(dgu, r, 2 * inter);
-                    if let Some(g) = &mut dw_gu_t {
-                        // As `xᵀ · dgu` (`[n, 2I]`, transposed at the end): gemm runs this
-                        // orientation faster than `dguᵀ · x`.
-                        matmul(g, View::row_major(x, r, n).t(), dgu_v, i > 0);
-                    }
-                    if want.x {
-                        matmul(dx, dgu_v, w_gu_v, true);
-                    }
+                in_rows(layout, n, [dy, y, x], [dx], |[dy, y, x], [dx]| {
+                    norm_backward_rows(dy, y, s, n, dx);
+                    with_scratch(r * 3 * inter, |scratch| {
+                        let dr = View::row_major(dx, r, n);
+                        let (da, dgu) = scratch.split_at_mut(r * inter);
+                        if let Some(g) = &mut dw_down {
+                            // a = silu(g)·u again, in the space of dgu (not needed yet).
+                            let a = &mut dgu[..r * inter];
+                            swiglu_rows(gu, inter, a);
+                            matmul(g, dr.t(), View::row_major(a, r, inter), i > 0);
+                        }
+                        if !(want.x || want.w_gu) {
+                            return;
+                        }
+                        matmul(da, dr, w_down_v, false);
+                        swiglu_backward_rows(gu, da, inter, dgu);
+                        let dgu_v = View::row_major(dgu, r, 2 * inter);
+                        if let Some(g) = &mut dw_gu_t {
+                            // As `xᵀ · dgu` (`[n, 2I]`, transposed at the end): gemm runs this
+                            // orientation faster than `dguᵀ · x`.
+                            matmul(g, View::row_major(x, r, n).t(), dgu_v, i > 0);
+                        }
+                        if want.x {
+                            matmul(dx, dgu_v, w_gu_v, true);
+                        }
+                    });
                 });
             }
             (dw_down, dw_gu_t)
@@ -685,61 +876,111 @@ mod tests {
         (d, x, w_gu, w_down)
     }
 
+    /// The layouts a case runs in: rows, and columns of `d` channels when `d` divides the rows.
+    fn layouts(rows: usize, d: usize) -> Vec<Layout> {
+        let mut v = vec![Layout::Rows];
+        if d > 0 && rows.is_multiple_of(d) {
+            v.push(Layout::Columns { d });
+        }
+        v
+    }
+
+    /// `v` (`[R, n]` rows) as `layout` lays it out.
+    fn to_layout(v: &[f32], n: usize, layout: Layout) -> Vec<f32> {
+        match layout {
+            Layout::Rows => v.to_vec(),
+            Layout::Columns { d } => {
+                let mut out = vec![0f32; v.len()];
+                rows_to_columns(v, n, d, &mut out);
+                out
+            }
+        }
+    }
+
+    /// `v` laid out by `layout`, back in rows.
+    fn from_layout(v: &[f32], n: usize, layout: Layout) -> Vec<f32> {
+        match layout {
+            Layout::Rows => v.to_vec(),
+            Layout::Columns { d } => {
+                let mut out = vec![0f32; v.len()];
+                columns_to_rows(v, n, d, &mut out);
+                out
+            }
+        }
+    }
+
+    // (rows, n, inter, channels of the column layout): 640 rows of 128 channels make two
+    // tiles of whole batch elements (4 + 1), 600 rows of 8 channels eight.
+    const CASES: [(usize, usize, usize, usize); 5] = [
+        (1, 3, 1, 1),
+        (6, 9, 7, 3),
+        (67, 82, 256, 67),
+        (640, 82, 96, 128),
+        (600, 32, 48, 8),
+    ];
+
     #[test]
     fn forward_matches_the_spec() {
-        for (i, &(rows, n, inter)) in [(1, 1, 1), (5, 9, 7), (67, 82, 256), (600, 32, 48)]
-            .iter()
-            .enumerate()
-        {
+        for (i, &(rows, n, inter, ch)) in CASES.iter().enumerate() {
             let (d, x, w_gu, w_down) = case(rows, n, inter, i as u64);
             let (want, want_gu, want_s) = spec::forward(d, &x, &w_gu, &w_down, 1e-5);
-            let saved = forward_saved(d, &x, &w_gu, &w_down, 1e-5);
-            assert!(rel_err(&saved.y, &want) < 2e-5, "y {rows}x{n}x{inter}");
-            assert!(rel_err(&saved.gu, &want_gu) < 2e-5, "gu {rows}x{n}x{inter}");
-            assert!(rel_err(&saved.s, &want_s) < 2e-5, "s {rows}x{n}x{inter}");
-            let y = forward(d, &x, &w_gu, &w_down, 1e-5);
-            assert!(rel_err(&y, &want) < 2e-5, "no-grad y {rows}x{n}x{inter}");
+            for layout in layouts(rows, ch) {
+                let xl = to_layout(&x, n, layout);
+                let saved = forward_saved(d, layout, &xl, &w_gu, &w_down, 1e-5);
+                let y = from_layout(&saved.y, n, layout);
+                assert!(rel_err(&y, &want) < 2e-5, "y {rows}x{n}x{inter} {layout:?}");
+                assert!(rel_err(&saved.gu, &want_gu) < 2e-5, "gu {rows}x{n}x{inter}");
+                assert!(rel_err(&saved.s, &want_s) < 2e-5, "s {rows}x{n}x{inter}");
+                let y2 = forward(d, layout, &xl, &w_gu, &w_down, 1e-5);
+                assert_eq!(y2, saved.y, "no-grad y {rows}x{n}x{inter} {layout:?}");
+            }
         }
     }
 
     #[test]
     fn backward_matches_the_spec() {
-        // 700 rows: three tiles (the last one short) in three gradient groups.
-        for (i, &(rows, n, inter)) in [(1, 3, 1), (6, 9, 7), (33, 82, 256), (700, 24, 40)]
-            .iter()
-            .enumerate()
-        {
+        for (i, &(rows, n, inter, ch)) in CASES.iter().enumerate() {
             let (d, x, w_gu, w_down) = case(rows, n, inter, 10 + i as u64);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
             let dy = rand_vec(rows * n, 1.0, &mut rng);
             let want = spec::backward(d, &x, &w_gu, &w_down, &dy, 1e-5);
-            let saved = forward_saved(d, &x, &w_gu, &w_down, 1e-5);
-            let all = Wanted {
-                x: true,
-                w_gu: true,
-                w_down: true,
-            };
-            let got = backward(d, &x, &w_gu, &w_down, &saved, &dy, all);
             let f64s = |v: &Option<Vec<f32>>| -> Vec<f64> {
                 v.as_ref().unwrap().iter().map(|&x| x as f64).collect()
             };
-            for (name, g, w) in [
-                ("dx", &got.x, &want.x),
-                ("dW_gu", &got.w_gu, &want.w_gu),
-                ("dW_down", &got.w_down, &want.w_down),
-            ] {
-                let e = rel_err(g.as_ref().unwrap(), &f64s(w));
-                assert!(e < 5e-5, "{name} {rows}x{n}x{inter}: {e}");
+            for layout in layouts(rows, ch) {
+                let xl = to_layout(&x, n, layout);
+                let inputs = Inputs {
+                    x: &xl,
+                    w_gu: &w_gu,
+                    w_down: &w_down,
+                };
+                let saved = forward_saved(d, layout, &xl, &w_gu, &w_down, 1e-5);
+                let all = Wanted {
+                    x: true,
+                    w_gu: true,
+                    w_down: true,
+                };
+                let dyl = to_layout(&dy, n, layout);
+                let got = backward(d, layout, inputs, &saved, &dyl, all);
+                let dx = from_layout(got.x.as_ref().unwrap(), n, layout);
+                for (name, g, w) in [
+                    ("dx", &dx, &want.x),
+                    ("dW_gu", got.w_gu.as_ref().unwrap(), &want.w_gu),
+                    ("dW_down", got.w_down.as_ref().unwrap(), &want.w_down),
+                ] {
+                    let e = rel_err(g, &f64s(w));
+                    assert!(e < 5e-5, "{name} {rows}x{n}x{inter} {layout:?}: {e}");
+                }
+                // Asking for less computes less and gives the same values.
+                let only_w = Wanted {
+                    x: false,
+                    w_gu: false,
+                    w_down: true,
+                };
+                let part = backward(d, layout, inputs, &saved, &dyl, only_w);
+                assert!(part.x.is_none() && part.w_gu.is_none());
+                assert_eq!(part.w_down, got.w_down);
             }
-            // Asking for less computes less and gives the same values.
-            let only_w = Wanted {
-                x: false,
-                w_gu: false,
-                w_down: true,
-            };
-            let part = backward(d, &x, &w_gu, &w_down, &saved, &dy, only_w);
-            assert!(part.x.is_none() && part.w_gu.is_none());
-            assert_eq!(part.w_down, got.w_down);
         }
     }
 
@@ -764,10 +1005,16 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let y = forward(d, &x, &w_gu, &w_down, 1e-5);
-                let saved = forward_saved(d, &x, &w_gu, &w_down, 1e-5);
-                let g = backward(d, &x, &w_gu, &w_down, &saved, &dy, all);
-                (y, saved.y, g.x, g.w_gu, g.w_down)
+                let layout = Layout::Rows;
+                let y = forward(d, layout, &x, &w_gu, &w_down, 1e-5);
+                let saved = forward_saved(d, layout, &x, &w_gu, &w_down, 1e-5);
+                let inputs = Inputs {
+                    x: &x,
+                    w_gu: &w_gu,
+                    w_down: &w_down,
+                };
+                let g = backward(d, layout, inputs, &saved, &dy, all);
+                (y, saved.y.clone(), g.x, g.w_gu, g.w_down)
             })
         };
         let one = run(1);

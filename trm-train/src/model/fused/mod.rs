@@ -30,7 +30,7 @@ use burn::backend::{Autodiff, Dispatch, NdArray, backend_extension};
 use burn::tensor::{Device, Tensor};
 use ndarray::{ArcArray, IxDyn};
 
-use self::kernels::{Dims, Saved, Wanted};
+use self::kernels::{Dims, Inputs, Layout, Saved, Wanted};
 use super::layers::{linear_t, rms_norm, silu};
 
 /// The fused CPU op, as a burn backend extension (burn-ndarray, with and without autodiff).
@@ -39,6 +39,15 @@ pub trait FusedOps: burn::backend::Backend {
     /// `rms_norm(x + silu(x·W_gateᵀ) · (x·W_upᵀ) · W_downᵀ)` over rows: `x` `[R, n]`,
     /// `w_gate_up` `[2I, n]` (rows `0..I` gate, `I..2I` up), `w_down` `[n, I]` → `[R, n]`.
     fn swiglu_norm(
+        x: FloatTensor<Self>,
+        w_gate_up: FloatTensor<Self>,
+        w_down: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self>;
+
+    /// The same over the sequence axis of `x` `[B, S, D]` (the token-mixing MLP: rows are the
+    /// `B·D` columns, of width S): `w_gate_up` `[2I, S]`, `w_down` `[S, I]` → `[B, S, D]`.
+    fn swiglu_norm_seq(
         x: FloatTensor<Self>,
         w_gate_up: FloatTensor<Self>,
         w_down: FloatTensor<Self>,
@@ -85,6 +94,47 @@ pub fn swiglu_norm(x: Tensor<2>, w_gate_up: Tensor<2>, w_down: Tensor<2>, eps: f
     }
 }
 
+/// The residual SwiGLU + RMSNorm sub-block over the sequence axis (the token-mixing MLP):
+/// fused on burn-ndarray, [`swiglu_norm_seq_reference`] elsewhere.
+///
+/// # Shapes
+/// - `x`: `[B, S, D]`, `w_gate_up`: `[2I, S]`, `w_down`: `[S, I]` → `[B, S, D]`
+pub fn swiglu_norm_seq(
+    x: Tensor<3>,
+    w_gate_up: Tensor<2>,
+    w_down: Tensor<2>,
+    eps: f64,
+) -> Tensor<3> {
+    if fused_on(&x.device()) {
+        Tensor::from_dispatch(Dispatch::swiglu_norm_seq(
+            x.into_dispatch(),
+            w_gate_up.into_dispatch(),
+            w_down.into_dispatch(),
+            eps as f32,
+        ))
+    } else {
+        swiglu_norm_seq_reference(x, w_gate_up, w_down, eps)
+    }
+}
+
+/// [`swiglu_norm_reference`] over the sequence axis: transpose to `[B·D, S]`, apply, transpose
+/// back.
+///
+/// # Shapes
+/// - `x`: `[B, S, D]`, `w_gate_up`: `[2I, S]`, `w_down`: `[S, I]` → `[B, S, D]`
+pub fn swiglu_norm_seq_reference(
+    x: Tensor<3>,
+    w_gate_up: Tensor<2>,
+    w_down: Tensor<2>,
+    eps: f64,
+) -> Tensor<3> {
+    let [b, s, d] = x.dims();
+    let t = x.swap_dims(1, 2).reshape([b * d, s]);
+    swiglu_norm_reference(t, w_gate_up, w_down, eps)
+        .reshape([b, d, s])
+        .swap_dims(1, 2)
+}
+
 /// The same sub-block as a composition of burn ops (the official op order; differentiable on
 /// every backend). The specification the fused op is tested against.
 ///
@@ -123,33 +173,57 @@ fn slice(a: &ArcArray<f32, IxDyn>) -> &[f32] {
     a.as_slice().expect("standard layout")
 }
 
-/// A burn-ndarray f32 tensor `[rows, cols]` owning `v`.
-fn tensor(v: Vec<f32>, rows: usize, cols: usize) -> NdArrayTensor {
-    let a = ArcArray::from_shape_vec(IxDyn(&[rows, cols]), v).expect("length matches the shape");
+/// A burn-ndarray f32 tensor of `shape` owning `v`.
+fn tensor(v: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+    let a = ArcArray::from_shape_vec(IxDyn(shape), v).expect("length matches the shape");
     NdArrayTensor::from(a)
 }
 
-/// The sizes of a call, checked.
+/// The sizes and layout of a call, checked: `x` `[R, n]` (`seq = false`) or `[B, S, D]`
+/// (`seq = true`: rows are the `B·D` columns of width `S`).
 fn dims(
     x: &ArcArray<f32, IxDyn>,
     w_gu: &ArcArray<f32, IxDyn>,
     w_down: &ArcArray<f32, IxDyn>,
-) -> Dims {
+    seq: bool,
+) -> (Dims, Layout) {
     let (xs, gs, ds) = (x.shape(), w_gu.shape(), w_down.shape());
-    assert!(
-        xs.len() == 2 && gs.len() == 2 && ds.len() == 2,
-        "fused swiglu_norm: 2-D tensors expected, got {xs:?}, {gs:?}, {ds:?}"
-    );
-    let d = Dims {
-        rows: xs[0],
-        n: xs[1],
-        inter: gs[0] / 2,
+    let (rows, n, layout) = match (seq, xs) {
+        (false, &[r, n]) => (r, n, Layout::Rows),
+        (true, &[b, s, d]) => (b * d, s, Layout::Columns { d }),
+        _ => panic!(
+            "fused swiglu_norm: x {xs:?} must be {}",
+            if seq { "[B, S, D]" } else { "[R, n]" }
+        ),
     };
     assert!(
-        gs[0] % 2 == 0 && gs[1] == d.n && ds == [d.n, d.inter],
+        gs.len() == 2 && ds.len() == 2 && gs[0] % 2 == 0 && gs[1] == n && ds == [n, gs[0] / 2],
         "fused swiglu_norm: x {xs:?}, W_gu {gs:?}, W_down {ds:?} do not fit together"
     );
-    d
+    let d = Dims {
+        rows,
+        n,
+        inter: gs[0] / 2,
+    };
+    (d, layout)
+}
+
+/// The forward without autodiff (inference or the no-grad recursion).
+fn forward_ndarray(
+    x: NdArrayTensor,
+    w_gate_up: NdArrayTensor,
+    w_down: NdArrayTensor,
+    eps: f32,
+    seq: bool,
+) -> NdArrayTensor {
+    let (x, w_gu, w_down) = (
+        f32_array(x, "x"),
+        f32_array(w_gate_up, "W_gu"),
+        f32_array(w_down, "W_down"),
+    );
+    let (d, layout) = dims(&x, &w_gu, &w_down, seq);
+    let y = kernels::forward(d, layout, slice(&x), slice(&w_gu), slice(&w_down), eps);
+    tensor(y, x.shape())
 }
 
 impl FusedOps for NdArray {
@@ -159,14 +233,16 @@ impl FusedOps for NdArray {
         w_down: NdArrayTensor,
         eps: f32,
     ) -> NdArrayTensor {
-        let (x, w_gu, w_down) = (
-            f32_array(x, "x"),
-            f32_array(w_gate_up, "W_gu"),
-            f32_array(w_down, "W_down"),
-        );
-        let d = dims(&x, &w_gu, &w_down);
-        let y = kernels::forward(d, slice(&x), slice(&w_gu), slice(&w_down), eps);
-        tensor(y, d.rows, d.n)
+        forward_ndarray(x, w_gate_up, w_down, eps, false)
+    }
+
+    fn swiglu_norm_seq(
+        x: NdArrayTensor,
+        w_gate_up: NdArrayTensor,
+        w_down: NdArrayTensor,
+        eps: f32,
+    ) -> NdArrayTensor {
+        forward_ndarray(x, w_gate_up, w_down, eps, true)
     }
 }
 
@@ -174,6 +250,7 @@ impl FusedOps for NdArray {
 #[derive(Debug)]
 struct State {
     dims: Dims,
+    layout: Layout,
     x: ArcArray<f32, IxDyn>,
     w_gu: ArcArray<f32, IxDyn>,
     w_down: ArcArray<f32, IxDyn>,
@@ -195,24 +272,61 @@ impl Backward<NdArray, 3> for SwigluNormBackward {
             w_gu: node_gu.is_some(),
             w_down: node_down.is_some(),
         };
-        let g = kernels::backward(
-            st.dims,
-            slice(&st.x),
-            slice(&st.w_gu),
-            slice(&st.w_down),
-            &st.saved,
-            slice(&dy),
-            want,
-        );
-        let Dims { rows, n, inter } = st.dims;
+        let inputs = Inputs {
+            x: slice(&st.x),
+            w_gu: slice(&st.w_gu),
+            w_down: slice(&st.w_down),
+        };
+        let g = kernels::backward(st.dims, st.layout, inputs, &st.saved, slice(&dy), want);
         if let (Some(node), Some(v)) = (node_x, g.x) {
-            grads.register::<NdArray>(node.id, tensor(v, rows, n));
+            grads.register::<NdArray>(node.id, tensor(v, st.x.shape()));
         }
         if let (Some(node), Some(v)) = (node_gu, g.w_gu) {
-            grads.register::<NdArray>(node.id, tensor(v, 2 * inter, n));
+            grads.register::<NdArray>(node.id, tensor(v, st.w_gu.shape()));
         }
         if let (Some(node), Some(v)) = (node_down, g.w_down) {
-            grads.register::<NdArray>(node.id, tensor(v, n, inter));
+            grads.register::<NdArray>(node.id, tensor(v, st.w_down.shape()));
+        }
+    }
+}
+
+/// The forward on the autodiff backend: keeps what [`SwigluNormBackward`] needs when any input
+/// is tracked.
+fn forward_autodiff<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<NdArray, C>>,
+    w_gate_up: FloatTensor<Autodiff<NdArray, C>>,
+    w_down: FloatTensor<Autodiff<NdArray, C>>,
+    eps: f32,
+    seq: bool,
+) -> FloatTensor<Autodiff<NdArray, C>> {
+    let prep = SwigluNormBackward
+        .prepare::<C>([x.node(), w_gate_up.node(), w_down.node()])
+        .compute_bound()
+        .stateful();
+    let (x, w_gu, w_down) = (
+        f32_array(x.into_primitive(), "x"),
+        f32_array(w_gate_up.into_primitive(), "W_gu"),
+        f32_array(w_down.into_primitive(), "W_down"),
+    );
+    let (d, layout) = dims(&x, &w_gu, &w_down, seq);
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let saved =
+                kernels::forward_saved(d, layout, slice(&x), slice(&w_gu), slice(&w_down), eps);
+            let y = tensor(saved.y.clone(), x.shape());
+            let state = State {
+                dims: d,
+                layout,
+                x,
+                w_gu,
+                w_down,
+                saved,
+            };
+            prep.finish(Arc::new(state), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            let y = kernels::forward(d, layout, slice(&x), slice(&w_gu), slice(&w_down), eps);
+            prep.finish(tensor(y, x.shape()))
         }
     }
 }
@@ -224,34 +338,16 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<NdArray, C> {
         w_down: FloatTensor<Self>,
         eps: f32,
     ) -> FloatTensor<Self> {
-        let prep = SwigluNormBackward
-            .prepare::<C>([x.node(), w_gate_up.node(), w_down.node()])
-            .compute_bound()
-            .stateful();
-        let (x, w_gu, w_down) = (
-            f32_array(x.into_primitive(), "x"),
-            f32_array(w_gate_up.into_primitive(), "W_gu"),
-            f32_array(w_down.into_primitive(), "W_down"),
-        );
-        let d = dims(&x, &w_gu, &w_down);
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let saved = kernels::forward_saved(d, slice(&x), slice(&w_gu), slice(&w_down), eps);
-                let y = tensor(saved.y.clone(), d.rows, d.n);
-                let state = State {
-                    dims: d,
-                    x,
-                    w_gu,
-                    w_down,
-                    saved,
-                };
-                prep.finish(Arc::new(state), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                let y = kernels::forward(d, slice(&x), slice(&w_gu), slice(&w_down), eps);
-                prep.finish(tensor(y, d.rows, d.n))
-            }
-        }
+        forward_autodiff::<C>(x, w_gate_up, w_down, eps, false)
+    }
+
+    fn swiglu_norm_seq(
+        x: FloatTensor<Self>,
+        w_gate_up: FloatTensor<Self>,
+        w_down: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        forward_autodiff::<C>(x, w_gate_up, w_down, eps, true)
     }
 }
 
@@ -331,6 +427,47 @@ mod tests {
             let inner = |t: &Tensor<2>| t.clone().without_autodiff();
             let y = swiglu_norm(inner(&x), inner(&wgu), inner(&wd), 1e-5);
             assert_eq!(vec(y), yf);
+        }
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn fused_seq_op_matches_the_burn_composition_forward_and_backward() {
+        let ad = Device::ndarray().autodiff();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        // [B, S, D]: 5 batch elements of 128 channels are two tiles (4 + 1 elements).
+        for &(b, s, d, inter) in &[(2, 5, 3, 4), (5, 82, 128, 256), (3, 97, 64, 512)] {
+            let x3 = |t: Tensor<2>| t.reshape([b, s, d]);
+            let x = x3(random([b * s, d], 2.0, &mut rng, &ad));
+            let wgu = random([2 * inter, s], 1.0 / (s as f32).sqrt(), &mut rng, &ad);
+            let wd = random([s, inter], 1.0 / (inter as f32).sqrt(), &mut rng, &ad);
+            let c = x3(random([b * s, d], 1.0, &mut rng, &ad));
+            let flat = |t: Tensor<3>| vec(t.reshape([b * s, d]));
+            let run = |fused: bool| {
+                let x = x.clone().require_grad();
+                let (wgu, wd) = (wgu.clone().require_grad(), wd.clone().require_grad());
+                let y = if fused {
+                    swiglu_norm_seq(x.clone(), wgu.clone(), wd.clone(), 1e-5)
+                } else {
+                    swiglu_norm_seq_reference(x.clone(), wgu.clone(), wd.clone(), 1e-5)
+                };
+                let grads = y.clone().mul(c.clone()).sum().backward();
+                (
+                    flat(y),
+                    flat(x.grad(&grads).unwrap()),
+                    vec(wgu.grad(&grads).unwrap()),
+                    vec(wd.grad(&grads).unwrap()),
+                )
+            };
+            let (yf, dxf, dguf, ddf) = run(true);
+            let (yr, dxr, dgur, ddr) = run(false);
+            assert!(rel(&yf, &yr) < 1e-5, "y {b}x{s}x{d}");
+            assert!(rel(&dxf, &dxr) < 1e-4, "dx {b}x{s}x{d}");
+            assert!(rel(&dguf, &dgur) < 1e-4, "dW_gu {b}x{s}x{d}");
+            assert!(rel(&ddf, &ddr) < 1e-4, "dW_down {b}x{s}x{d}");
+            let inner = |t: &Tensor<2>| t.clone().without_autodiff();
+            let y = swiglu_norm_seq(x.clone().without_autodiff(), inner(&wgu), inner(&wd), 1e-5);
+            assert_eq!(flat(y), yf);
         }
     }
 }
