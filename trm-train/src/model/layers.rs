@@ -229,6 +229,20 @@ impl SwiGlu {
             eps,
         )
     }
+
+    /// The same over the sequence axis (the token-mixing MLP): each of the `B·D` columns of `h`
+    /// is a row of width S ([`fused::swiglu_norm_seq`]).
+    ///
+    /// # Shapes
+    /// - `h`: `[B, S, D]` → `[B, S, D]`
+    pub fn residual_norm_seq(&self, h: Tensor<3>, eps: f64) -> Tensor<3> {
+        fused::swiglu_norm_seq(
+            h,
+            self.gate_up_proj.weight.val(),
+            self.down_proj.weight.val(),
+            eps,
+        )
+    }
 }
 
 /// Rotary position tables (`RotaryEmbedding`): `cos`/`sin` of `concat(f, f)` with
@@ -382,13 +396,7 @@ impl Block {
     pub fn forward(&self, h: Tensor<3>, rope: Option<&Rope>) -> Tensor<3> {
         let [b, s, d] = h.dims();
         let h = if let Some(mlp_t) = &self.mlp_t {
-            // Over the sequence axis: rows are (batch, channel), width S.
-            fused::swiglu_norm_seq(
-                h,
-                mlp_t.gate_up_proj.weight.val(),
-                mlp_t.down_proj.weight.val(),
-                self.eps,
-            )
+            mlp_t.residual_norm_seq(h, self.eps)
         } else if let Some(attn) = &self.self_attn {
             rms_norm(h.clone().add(attn.forward(h, rope)), self.eps)
         } else {

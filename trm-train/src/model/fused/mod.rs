@@ -5,12 +5,15 @@
 //! Eager burn-ndarray runs that sub-block as about fifteen separate ops, each allocating a fresh
 //! tensor, mostly on one thread, and its weight-gradient products on transposed views that
 //! `matrixmultiply` handles slowly. The fused op runs two matrix products forward and four
-//! backward in the `gemm` crate (cache-blocked, AVX2/AVX-512, all threads), with the element-wise
-//! work in row passes split across the rayon threads, and saves what the backward pass needs.
+//! backward in the `gemm` crate (AVX-512/AVX2 microkernels), tile by tile on all rayon threads
+//! with the element-wise work done while the tile is in cache, and keeps only `[gate | up]` and
+//! the norm divisors for the backward pass. The token-mixing MLP ([`swiglu_norm_seq`]) works on
+//! `[B, S, D]` directly instead of through two transposes of the whole tensor.
 //!
 //! It is used on burn-ndarray (with and without autodiff); every other device runs
-//! [`swiglu_norm_reference`], the same composition of burn ops as before. The slice kernels and
-//! their scalar specification are in [`kernels`].
+//! [`swiglu_norm_reference`] / [`swiglu_norm_seq_reference`], the same composition of burn ops as
+//! before, which is also the specification the fused op is tested against. The slice kernels
+//! and their scalar specification are in [`kernels`].
 
 // burn-ndarray is deprecated upstream (in favour of burn-flex) but remains this project's CPU
 // training backend; its types are named here on purpose.
@@ -70,10 +73,13 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Whether the fused op runs on `device` (burn-ndarray, with or without autodiff).
-#[allow(deprecated)]
+/// Whether the fused op runs on `device`: burn-ndarray (with or without autodiff), unless the
+/// environment variable `TRM_FUSED=0` asks for the plain burn composition everywhere (the
+/// baseline for speed comparisons, and a fallback).
 pub fn fused_on(device: &Device) -> bool {
-    device.clone().without_autodiff() == Device::ndarray()
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| std::env::var("TRM_FUSED").map_or(true, |v| v != "0"));
+    enabled && device.clone().without_autodiff() == Device::ndarray()
 }
 
 /// The residual SwiGLU + RMSNorm sub-block: fused on burn-ndarray, [`swiglu_norm_reference`]
