@@ -42,9 +42,10 @@ backend=${BACKEND:-wgpu}
 for f in config.toml checkpoint.safetensors; do
   [ -f "$src/$f" ] || { echo "gpu-train: $src/$f is missing (not a run directory)" >&2; exit 2; }
 done
-case $minutes in
-  '' | *[!0-9.]*) echo "gpu-train: MINUTES must be a number, got '$minutes'" >&2; exit 2 ;;
-esac
+if ! [[ $minutes =~ ^[0-9]+(\.[0-9]+)?$ ]] || [[ $minutes =~ ^0+(\.0+)?$ ]]; then
+  echo "gpu-train: MINUTES must be a positive number, got '$minutes'" >&2
+  exit 2
+fi
 if [ -e "$out/checkpoint.safetensors" ]; then
   echo "gpu-train: $out already holds a run; choose another OUT_DIR" >&2
   exit 2

@@ -491,6 +491,10 @@ pub fn forward_saved(
     let mut gu = pooled(rows * 2 * inter);
     let mut y = vec![0f32; rows * n];
     let mut s = vec![0f32; rows];
+    assert!(
+        inter > 0,
+        "the SwiGLU needs at least one intermediate feature"
+    );
     if n > 0 {
         let t = layout.tile_rows();
         let (w_gu_t, w_down_t) = (
@@ -530,6 +534,10 @@ pub fn forward(
     layout.check(d.rows);
     let Dims { rows, n, inter } = d;
     let mut y = vec![0f32; rows * n];
+    assert!(
+        inter > 0,
+        "the SwiGLU needs at least one intermediate feature"
+    );
     if n == 0 {
         return y;
     }
@@ -612,7 +620,14 @@ pub fn backward(
     let Dims { rows, n, inter } = d;
     assert_eq!(dy.len(), rows * n, "dy: [{rows}, {n}]");
     let mut out = Grads::default();
-    if !(want.x || want.w_gu || want.w_down) || n == 0 {
+    if !(want.x || want.w_gu || want.w_down) {
+        return out;
+    }
+    if rows == 0 || n == 0 || inter == 0 {
+        // Nothing flows: every requested gradient is zero.
+        out.x = want.x.then(|| vec![0f32; rows * n]);
+        out.w_gu = want.w_gu.then(|| vec![0f32; 2 * inter * n]);
+        out.w_down = want.w_down.then(|| vec![0f32; n * inter]);
         return out;
     }
     let t = layout.tile_rows();
@@ -1022,5 +1037,25 @@ mod tests {
         for threads in [2, 3, 5] {
             assert!(run(threads) == one, "{threads} threads differ from one");
         }
+    }
+
+    #[test]
+    fn no_rows_give_zero_weight_gradients() {
+        let (d, x, w_gu, w_down) = case(0, 5, 3, 1);
+        let saved = forward_saved(d, Layout::Rows, &x, &w_gu, &w_down, 1e-5);
+        let inputs = Inputs {
+            x: &x,
+            w_gu: &w_gu,
+            w_down: &w_down,
+        };
+        let all = Wanted {
+            x: true,
+            w_gu: true,
+            w_down: true,
+        };
+        let g = backward(d, Layout::Rows, inputs, &saved, &[], all);
+        assert_eq!(g.x, Some(vec![]));
+        assert_eq!(g.w_gu, Some(vec![0.0; 30]));
+        assert_eq!(g.w_down, Some(vec![0.0; 15]));
     }
 }

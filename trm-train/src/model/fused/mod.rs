@@ -203,7 +203,12 @@ fn dims(
         ),
     };
     assert!(
-        gs.len() == 2 && ds.len() == 2 && gs[0] % 2 == 0 && gs[1] == n && ds == [n, gs[0] / 2],
+        gs.len() == 2
+            && ds.len() == 2
+            && gs[0] > 0
+            && gs[0] % 2 == 0
+            && gs[1] == n
+            && ds == [n, gs[0] / 2],
         "fused swiglu_norm: x {xs:?}, W_gu {gs:?}, W_down {ds:?} do not fit together"
     );
     let d = Dims {
