@@ -900,28 +900,31 @@ mod tests {
         v
     }
 
-    /// `v` (`[R, n]` rows) as `layout` lays it out.
-    fn to_layout(v: &[f32], n: usize, layout: Layout) -> Vec<f32> {
+    /// `v` moved between rows and `layout` by `f` ([`rows_to_columns`] or [`columns_to_rows`]).
+    fn relayout(
+        v: &[f32],
+        n: usize,
+        layout: Layout,
+        f: fn(&[f32], usize, usize, &mut [f32]),
+    ) -> Vec<f32> {
         match layout {
             Layout::Rows => v.to_vec(),
             Layout::Columns { d } => {
                 let mut out = vec![0f32; v.len()];
-                rows_to_columns(v, n, d, &mut out);
+                f(v, n, d, &mut out);
                 out
             }
         }
     }
 
+    /// `v` (`[R, n]` rows) as `layout` lays it out.
+    fn to_layout(v: &[f32], n: usize, layout: Layout) -> Vec<f32> {
+        relayout(v, n, layout, rows_to_columns)
+    }
+
     /// `v` laid out by `layout`, back in rows.
     fn from_layout(v: &[f32], n: usize, layout: Layout) -> Vec<f32> {
-        match layout {
-            Layout::Rows => v.to_vec(),
-            Layout::Columns { d } => {
-                let mut out = vec![0f32; v.len()];
-                columns_to_rows(v, n, d, &mut out);
-                out
-            }
-        }
+        relayout(v, n, layout, columns_to_rows)
     }
 
     // (rows, n, inter, channels of the column layout): 640 rows of 128 channels make two
