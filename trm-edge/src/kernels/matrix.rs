@@ -217,7 +217,9 @@ mod tests {
     /// `qemu-aarch64`, on aarch64 (`trm-solve/tests/aarch64.rs`).
     #[test]
     fn simd_tile_bits_are_the_same_on_x86_64_and_aarch64() {
-        let fused = matches!(arch::kernel_set(), "avx2+fma+f16c" | "neon");
+        // The AVX-512F element-wise kernels do not touch the tile product.
+        let set = arch::kernel_set();
+        let fused = set.starts_with("avx2+fma+f16c") || set == "neon";
         if !fused || TILE != 32 {
             // Another kernel set (no F16C, scalar, microcontroller tile of 1): nothing to
             // compare; in CI the x86_64 and aarch64 runners must have the fused kernels.
