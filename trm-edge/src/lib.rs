@@ -4,8 +4,8 @@
 //! no panics reachable from input (every fallible operation returns a typed error), and
 //! the caller owns all memory.
 //!
-//! - [`sudoku`]: the grid type, text parsing, the answer checker and the official token
-//!   encoding used by the network;
+//! - [`sudoku`]: the grid type, text parsing, the answer checker, the official token
+//!   encoding and the symmetries (the `trm-sudoku` crate, re-exported);
 //! - [`format`]: the packed model file (reader, validating and zero-copy, and writer with f16
 //!   and int8 quantisation);
 //! - [`kernels`]: matrix-vector products on f32/f16/int8 weights (scalar reference kernels and
@@ -13,7 +13,7 @@
 //! - [`runtime`]: one supervision step of TRM on caller buffers (teacher-forcing friendly);
 //! - [`solver`]: solving a Sudoku under a step budget and a halting policy, and with several
 //!   attempts under a total step budget ([`solver::attempts`]);
-//! - [`rng`]: a small seedable generator (augmentations, latent noise).
+//! - [`rng`]: a small seedable generator (augmentations, latent noise; from `trm-sudoku`).
 //!
 //! Feature `alloc` (off by default; host tools only) adds [`format::pack_to_vec`], which packs
 //! a model into a `Vec`. Nothing in the runtime allocates, with or without it.
@@ -29,7 +29,7 @@ extern crate std;
 
 pub mod format;
 pub mod kernels;
-pub mod rng;
 pub mod runtime;
 pub mod solver;
-pub mod sudoku;
+pub use trm_sudoku as sudoku;
+pub use trm_sudoku::rng;

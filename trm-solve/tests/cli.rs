@@ -32,10 +32,10 @@ fn bad_lines_are_reported_and_the_rest_solved() {
     let err = stderr(&o);
     assert_eq!(code(&o), 1, "{err}");
     for (line, what) in [
-        (2, "80 characters"),
+        (2, "expected 81 characters, found 80"),
         (5, "bad character 'x'"),
         (6, "conflicting givens"),
-        (7, "solution does not solve it"),
+        (7, "solution does not solve the puzzle"),
     ] {
         assert!(err.contains(&format!("line {line}: ")), "{err}");
         assert!(err.contains(what), "{what}: {err}");
@@ -271,7 +271,7 @@ fn sudoku_extreme_csv() {
         let err = stderr(&o);
         assert_eq!(code(&o), 1, "{err}");
         assert!(
-            err.contains("line 8: expected 4 CSV fields, found 3"),
+            err.contains("line 8: expected 4 fields (source,question,answer,rating), found 3"),
             "{err}"
         );
         let rows = json_lines(&stdout(&o));
@@ -296,7 +296,7 @@ fn sudoku_extreme_csv() {
     let o = run(&[&m[..], &["--input-format", "csv", plain.to_str().unwrap()]].concat());
     assert_eq!(code(&o), 1);
     assert!(
-        stderr(&o).contains("line 1: expected the CSV header"),
+        stderr(&o).contains("line 1: expected the header \"source,question,answer,rating\""),
         "{}",
         stderr(&o)
     );

@@ -67,7 +67,7 @@ fn check_names_every_broken_line() {
     for needle in [
         "broken.txt:2: puzzle: expected 81 characters, found 80",
         "broken.txt:4: puzzle: bad character 'a' at position 2",
-        "broken.txt:5: invalid puzzle: digit 4 appears twice in row 1",
+        "broken.txt:5: puzzle has conflicting givens: digit 4 appears twice in row 1",
         "broken.txt:6: more than one solution",
         "4 bad line(s)",
     ] {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use trm_edge::sudoku::{Grid, check_answer, parse};
+use trm_sudoku::{Grid, io};
 
 /// One evaluation set as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,31 +74,26 @@ pub struct Item {
     pub solution: Option<Grid>,
 }
 
-/// Parses the puzzles of `text` in `lines` (blank and `#` lines skipped); errors name the line.
+/// Parses the puzzles of `text` in `lines` (a 1-based, inclusive range of physical lines),
+/// with the rules every tool shares ([`trm_sudoku::io`]: either file format, empty and `#`
+/// lines skipped); the first bad line is an error naming it.
 pub fn read_items(text: &str, lines: Option<(usize, usize)>) -> Result<Vec<Item>> {
     let (from, to) = lines.unwrap_or((1, usize::MAX));
     let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = l.trim();
-        if line < from || line > to || l.is_empty() || l.starts_with('#') {
+    for record in io::Reader::from_text(text) {
+        let line = match &record {
+            Ok(r) => r.line,
+            Err(e) => e.line,
+        };
+        let line = usize::try_from(line).unwrap_or(usize::MAX);
+        if line < from || line > to {
             continue;
         }
-        let (q, a) = match l.split_once(',') {
-            Some((q, a)) => (q, Some(a.trim()).filter(|a| !a.is_empty())),
-            None => (l, None),
-        };
-        let puzzle = parse(q).map_err(|e| anyhow!("line {line}: {e}"))?;
-        let solution = a
-            .map(|a| parse(a).map_err(|e| anyhow!("line {line}: solution: {e}")))
-            .transpose()?;
-        if let Some(s) = &solution {
-            check_answer(&puzzle, s).map_err(|e| anyhow!("line {line}: solution: {e}"))?;
-        }
+        let r = record.map_err(|e| anyhow!("{e}"))?;
         out.push(Item {
             line,
-            puzzle,
-            solution,
+            puzzle: r.puzzle,
+            solution: r.solution,
         });
     }
     Ok(out)

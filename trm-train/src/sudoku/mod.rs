@@ -1,7 +1,5 @@
-//! Host-side Sudoku tools. The grid type, parser, checker and token encoding live in
-//! [`trm_edge::sudoku`] so the device runtime shares them.
+//! Host-side Sudoku: the file formats, the exact solver and the generator live in
+//! [`trm_sudoku`] (feature `std`), re-exported here; [`augment`] draws training augmentations.
 
 pub mod augment;
-pub mod generate;
-pub mod io;
-pub mod solver;
+pub use trm_sudoku::{generate, io, solver};

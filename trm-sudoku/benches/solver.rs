@@ -9,8 +9,8 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
-use trm_edge::sudoku::parse;
-use trm_train::sudoku::solver::solve;
+use trm_sudoku::parse;
+use trm_sudoku::solver::solve;
 
 /// Directory holding the puzzle files.
 fn data_dir() -> PathBuf {

@@ -581,7 +581,7 @@ mod tests {
     /// The first 81 characters of a data-file line, parsed by the project's parser.
     fn parse_line(line: &str) -> Option<[u8; 81]> {
         let head = line.get(..81)?;
-        trm_edge::sudoku::parse(head).ok().map(|g| *g.cells())
+        crate::parse(head).ok().map(|g| *g.cells())
     }
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
@@ -596,7 +596,7 @@ mod tests {
 
     /// `true` when `s` is a complete valid grid that agrees with the givens of `p`.
     fn valid_solution(p: &[u8; 81], s: &[u8; 81]) -> bool {
-        use trm_edge::sudoku::{Grid, check_answer};
+        use crate::{Grid, check_answer};
         match (Grid::from_cells(*p), Grid::from_cells(*s)) {
             (Ok(p), Ok(s)) => check_answer(&p, &s).is_ok(),
             _ => false,

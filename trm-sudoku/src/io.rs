@@ -5,7 +5,12 @@
 //!   `source,question,answer,rating`, then one puzzle per line; `question` and `answer` are
 //!   81-character strings (`.` or `0` for blanks), `rating` a non-negative integer.
 //! - **Plain list** (the files in `shared/data/sudoku/`): one puzzle per line, optionally
-//!   followed by `,solution`; no header. Empty lines are skipped.
+//!   followed by `,solution`; no header.
+//!
+//! The same rules hold in both formats and for every tool (`trm-train` and its data checker,
+//! `trm-solve`, the measurement tool): empty lines (or only blanks) and lines starting with
+//! `#` are skipped, a puzzle whose givens conflict is a bad line, a given solution must solve
+//! its puzzle, and line numbers are physical lines of the file (skipped lines counted).
 //!
 //! Reading is per line: a bad line yields a [`LineError`] naming the line and the rest of the
 //! file is still read, so a checker can report every bad line at once.
@@ -16,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use trm_edge::sudoku::{Grid, check_answer, parse};
+use crate::{Grid, check_answer, find_conflict, parse};
 
 /// The header of a Sudoku-Extreme CSV file.
 pub const EXTREME_HEADER: [&str; 4] = ["source", "question", "answer", "rating"];
@@ -88,6 +93,8 @@ pub struct Reader<R: Read> {
     csv: csv::Reader<LineCounter<R>>,
     record: csv::StringRecord,
     lines: Arc<Mutex<NewlineIndex>>,
+    /// Whether the Sudoku-Extreme header still has to be checked.
+    check_header: bool,
 }
 
 /// Byte offsets of the newlines read so far, to turn a record's byte offset into its
@@ -144,11 +151,18 @@ impl Reader<File> {
             source,
         };
         let mut file = File::open(path).map_err(io_err)?;
-        let mut head = [0u8; 64];
+        let mut head = [0u8; 4096];
         let n = read_up_to(&mut file, &mut head).map_err(io_err)?;
         let format = detect_format(&head[..n]);
         let file = File::open(path).map_err(io_err)?;
         Ok(Reader::new(file, format))
+    }
+}
+
+impl<'a> Reader<&'a [u8]> {
+    /// Reads `text`, detecting its format as [`detect_format`] does.
+    pub fn from_text(text: &'a str) -> Self {
+        Reader::new(text.as_bytes(), detect_format(text.as_bytes()))
     }
 }
 
@@ -164,12 +178,14 @@ impl<R: Read> Reader<R> {
         let csv = csv::ReaderBuilder::new()
             .has_headers(format == Format::Extreme)
             .flexible(true)
+            .comment(Some(b'#'))
             .from_reader(counter);
         Reader {
             format,
             csv,
             record: csv::StringRecord::new(),
             lines,
+            check_header: format == Format::Extreme,
         }
     }
 
@@ -192,7 +208,38 @@ impl<R: Read> Iterator for Reader<R> {
     type Item = Result<Record, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let read = self.csv.read_record(&mut self.record);
+        if std::mem::take(&mut self.check_header) {
+            let found = self
+                .csv
+                .headers()
+                .map(|h| h.iter().collect::<Vec<_>>().join(","));
+            let line = self.current_line();
+            let expected = EXTREME_HEADER.join(",");
+            match found {
+                Ok(h) if h.trim_start_matches('\u{feff}') == expected => {}
+                Ok(h) if h.is_empty() => return None,
+                Ok(h) => {
+                    return Some(Err(LineError {
+                        line,
+                        message: format!("expected the header {expected:?}, found {h:?}"),
+                    }));
+                }
+                Err(e) => {
+                    return Some(Err(LineError {
+                        line,
+                        message: format!("unreadable CSV header: {e}"),
+                    }));
+                }
+            }
+        }
+        let read = loop {
+            let read = self.csv.read_record(&mut self.record);
+            // A line of only spaces or tabs is an empty line.
+            let blank = self.record.len() == 1 && self.record[0].trim().is_empty();
+            if !(matches!(read, Ok(true)) && blank) {
+                break read;
+            }
+        };
         let line = self.current_line();
         match read {
             Ok(false) => None,
@@ -208,10 +255,11 @@ impl<R: Read> Iterator for Reader<R> {
     }
 }
 
-/// Sudoku-Extreme CSV when the first line is its header, otherwise a plain list.
+/// Sudoku-Extreme CSV when the first non-empty line is its header, otherwise a plain list.
 pub fn detect_format(head: &[u8]) -> Format {
     let header = EXTREME_HEADER.join(",");
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let head = head.trim_ascii_start();
     if head.starts_with(header.as_bytes()) {
         Format::Extreme
     } else {
@@ -261,6 +309,9 @@ fn parse_record(rec: &csv::StringRecord, line: u64, format: Format) -> Result<Re
         },
     };
     let puzzle = parse_cells(question).map_err(|e| format!("puzzle: {e}"))?;
+    if let Some(c) = find_conflict(&puzzle) {
+        return Err(format!("puzzle has conflicting givens: {c}"));
+    }
     let solution = match answer {
         None => None,
         Some(a) => {
@@ -415,5 +466,51 @@ mod tests {
                 .message
                 .contains("not a non-negative integer")
         );
+    }
+
+    #[test]
+    fn extreme_csv_line_numbers_count_blank_and_comment_lines() {
+        let bad = &P[..80];
+        let text =
+            format!("source,question,answer,rating\n\n\na,{bad},{S},1\n\n# note\nb,{P},{S},2\n");
+        let (format, recs) = read(&text);
+        assert_eq!(format, Format::Extreme);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].as_ref().unwrap_err().line, 4);
+        assert_eq!(recs[1].as_ref().unwrap().line, 7);
+    }
+
+    #[test]
+    fn comment_lines_are_skipped_in_both_formats() {
+        let (_, recs) = read(&format!("# plain list\n{P}\n  \n#{P}\n{P},{S}\n"));
+        let lines: Vec<u64> = recs.iter().map(|r| r.as_ref().unwrap().line).collect();
+        assert_eq!(lines, [2, 5]);
+        let (format, recs) = read(&format!(
+            "\nsource,question,answer,rating\n# c\nx,{P},{S},0\n"
+        ));
+        assert_eq!(format, Format::Extreme);
+        let lines: Vec<u64> = recs.iter().map(|r| r.as_ref().unwrap().line).collect();
+        assert_eq!(lines, [4]);
+    }
+
+    #[test]
+    fn conflicting_givens_are_a_bad_line() {
+        let clash = P.replacen("53", "55", 1);
+        let (_, recs) = read(&format!("{clash}\n{P}\n"));
+        let e = recs[0].as_ref().unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("conflicting givens"), "{}", e.message);
+        assert!(recs[1].is_ok());
+    }
+
+    #[test]
+    fn a_missing_header_is_reported_when_csv_is_forced() {
+        let text = format!("a,{P},{S},1\nb,{P},{S},2\n");
+        let recs: Vec<_> = Reader::new(text.as_bytes(), Format::Extreme).collect();
+        let e = recs[0].as_ref().unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("expected the header"), "{}", e.message);
+        assert_eq!(recs[1].as_ref().unwrap().line, 2);
+        assert!(Reader::new(&b""[..], Format::Extreme).next().is_none());
     }
 }

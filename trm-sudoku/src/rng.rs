@@ -1,7 +1,7 @@
 //! A small, seedable pseudo-random generator for `no_std` code (SplitMix64).
 //!
 //! Used where the runtime needs reproducible randomness: the symmetry drawn for an augmented
-//! attempt and the noise on perturbed initial latents ([`crate::solver::attempts`]). The same
+//! attempt and the noise on perturbed initial latents (`trm_edge::solver::attempts`). The same
 //! seed gives the same sequence on every target; the floating-point helpers use `libm`, so the
 //! values do not depend on the platform's math library either.
 
