@@ -256,6 +256,36 @@ fn writer_rejects_bad_inputs() {
         packed_size(&cfg, &bad),
         Err(WriteError::NonFinite { .. })
     ));
+    // A finite value beyond the f16 range is refused for f16 only (it would become
+    // infinite), with the tensor and the value; 65519 still rounds to 65504.
+    let m = inputs
+        .iter()
+        .position(|t| !t.id.kind.f32_only())
+        .expect("a matrix");
+    for (big, fits) in [(65519.0f32, true), (65520.0, false), (-1e9, false)] {
+        let mut values = inputs[m].data.to_vec();
+        values[3] = big;
+        let mut f16 = inputs.clone();
+        f16[m].data = &values;
+        f16[m].dtype = DType::F16;
+        let r = packed_size(&cfg, &f16);
+        if fits {
+            assert!(r.is_ok(), "{big}: {r:?}");
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(
+                e,
+                WriteError::F16Range {
+                    id: inputs[m].id,
+                    value: big
+                }
+            );
+            assert!(e.to_string().contains("beyond the f16 range"), "{e}");
+        }
+        let mut f32s = f16.clone();
+        f32s[m].dtype = DType::F32;
+        assert!(packed_size(&cfg, &f32s).is_ok());
+    }
 }
 
 /// Runs one step on a model that passed validation; must not panic whatever it holds.

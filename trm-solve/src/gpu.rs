@@ -64,6 +64,7 @@ impl GpuSolver {
                         attempts: None,
                     },
                     seconds,
+                    solutions: crate::solve::solution_count(p),
                 });
             }
         }

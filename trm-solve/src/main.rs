@@ -1,7 +1,9 @@
 //! `trm-solve`: solves Sudoku files with a packed Tiny Recursive Model on the CPU.
 //!
 //! Exit codes: 0 every line solved; 1 some input lines were bad (reported on stderr, the rest
-//! solved; with `--strict` nothing is solved); 2 usage, model or I/O error.
+//! solved; with `--strict` nothing is solved) or some puzzles have no solution or more than one
+//! (reported, still answered); 2 usage, model or I/O error; 3 `--time-limit` reached (the
+//! answers finished by then are written, the other puzzles not attempted).
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod gpu;
@@ -10,32 +12,37 @@ mod output;
 mod solve;
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSource, DEFAULT_NOISE, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions};
 
 use input::InputFormat;
 use output::{OutputFormat, Totals};
-use solve::{Mode, ModelBytes};
+use solve::{Mode, ModelBytes, Solved};
 
 /// The model used when `--model` is not given, relative to the working directory.
 const DEFAULT_MODEL: &str = "models/sudoku-int8.trm";
-/// Puzzles solved (and written) per batch: bounds memory and keeps output streaming.
-const CHUNK: usize = 4096;
 /// Inputs with at least this many puzzles get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN: usize = 200;
 
 /// Solve Sudoku puzzles with a packed Tiny Recursive Model (CPU, all cores).
 ///
+/// Answers are written in input order as soon as they and all earlier ones are done.
+///
 /// Exit codes: 0 ok; 1 some input lines were bad (reported on stderr with their line numbers,
-/// the others solved; with --strict the first is reported and nothing is solved); 2 usage,
-/// model or I/O error.
+/// the others solved; with --strict the first is reported and nothing is solved), or some
+/// puzzles have no solution or more than one (each reported as "line N: ..." and still answered;
+/// with --strict the first is reported and nothing is solved); 2 usage, model or I/O error; 3
+/// --time-limit reached (the answers finished by then are written, the rest not attempted;
+/// takes precedence over 1).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -74,16 +81,25 @@ struct Cli {
     /// the Sudoku check), q+check (either)
     #[arg(long, value_enum, default_value = "full")]
     halt: Halt,
-    /// Worker threads (0: one per core); the output never depends on it
+    /// Worker threads (0: one per core), capped at the available parallelism and the number of
+    /// puzzles; the output never depends on it
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Output format on stdout
+    /// Wall-clock limit of the whole run in seconds (fractions allowed): once reached, no new
+    /// puzzle is started, the answers finished by then are written, the summary counts the
+    /// puzzles not attempted and the exit code is 3
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    time_limit: Option<Duration>,
+    /// Output format on stdout; JSON and CSV rows have a `solutions` field: the puzzle's
+    /// solutions by the exact solver, 0, 1 or 2 (two or more), when the file gives no solution
+    /// (null/empty when it does)
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
     /// Input format: auto detects the Sudoku-Extreme CSV header
     #[arg(long, value_enum, default_value = "auto")]
     input_format: InputFormat,
-    /// Stop at the first bad input line (exit 1) instead of skipping it
+    /// Stop at the first bad input line, or puzzle without exactly one solution, before solving
+    /// anything (exit 1) instead of reporting it and going on
     #[arg(long)]
     strict: bool,
     /// Use the scalar reference kernels only (bit-identical results on every architecture)
@@ -259,6 +275,8 @@ impl Engine {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    let started = Instant::now();
+    let deadline = cli.time_limit.and_then(|t| started.checked_add(t));
     let path = model_path(cli)?;
     let bytes = ModelBytes::read(&path)?;
     let model = bytes.model(&path)?;
@@ -320,29 +338,65 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             }
         }
     }
+    let (threads, capped) = worker_threads(cli.threads, puzzles.len());
+    if let Some(note) = capped {
+        eprintln!("{note}");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cli.threads)
+        .num_threads(threads)
         .build()
         .context("starting worker threads")?;
+    if cli.strict {
+        let first = pool.install(|| {
+            puzzles
+                .par_iter()
+                .filter_map(|p| solve::uniqueness_problem(solve::solution_count(p)).map(|w| (p, w)))
+                .find_first(|_| true)
+        });
+        if let Some((p, problem)) = first {
+            eprintln!("line {}: {problem}", p.line);
+            eprintln!(
+                "stopped at the first puzzle without a unique solution (--strict); nothing solved"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     let engine = Engine::new(cli, &model, &mode)?;
     let bar = progress(puzzles.len());
-    let tick = || bar.inc(1);
     let mut out = BufWriter::new(io::stdout().lock());
     output::header(&mut out, cli.format, cli.attempts.is_some())?;
+    out.flush()?;
     let mut totals = Totals::default();
-    let start = Instant::now();
-    for chunk in puzzles.chunks(CHUNK) {
-        let solved = match &engine {
-            Engine::Cpu => pool.install(|| solve::solve_all(&model, &mode, chunk, &tick))?,
-            #[cfg(any(feature = "wgpu", feature = "cuda"))]
-            Engine::Gpu(gpu, opts) => gpu.solve_all(opts, chunk, &tick)?,
-        };
-        for s in &solved {
+    // Writes answers that complete the input-order prefix, and flushes them.
+    let mut ready = |solved: &[Solved]| -> Result<()> {
+        for s in solved {
+            if let Some(problem) = solve::uniqueness_problem(s.solutions) {
+                bar.suspend(|| eprintln!("line {}: {problem}", s.puzzle.line));
+            }
             output::write(&mut out, cli.format, s)?;
             totals.add(s);
+            bar.inc(1);
         }
         out.flush()?;
-    }
+        Ok(())
+    };
+    let start = Instant::now();
+    let attempted = match &engine {
+        Engine::Cpu => solve::solve_in_order(&pool, &model, &mode, &puzzles, deadline, &mut ready)?,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Engine::Gpu(gpu, opts) => {
+            let mut attempted = 0;
+            for chunk in puzzles.chunks(cli.batch as usize) {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let solved = gpu.solve_all(opts, chunk, &|| {})?;
+                ready(solved.as_slice())?;
+                attempted += chunk.len();
+            }
+            attempted
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     match engine {
@@ -365,9 +419,43 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     if bad > 0 {
         eprintln!("bad lines: {bad} (skipped)");
+    }
+    let not_attempted = puzzles.len() - attempted;
+    if not_attempted > 0 {
+        eprintln!("not attempted (--time-limit reached): {not_attempted}");
+        return Ok(ExitCode::from(3));
+    }
+    if bad > 0 || totals.not_unique() > 0 {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--time-limit`: a positive, finite number of seconds.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err("expected a number of seconds > 0".into());
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| e.to_string())
+}
+
+/// The worker threads for `--threads requested` and `puzzles` puzzles: one per core for 0, and
+/// never more than the available parallelism or the puzzles (more only cost memory and time
+/// spinning); with the line to print when an explicit request was capped.
+fn worker_threads(requested: usize, puzzles: usize) -> (usize, Option<String>) {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let wanted = if requested == 0 { cores } else { requested };
+    let threads = wanted.min(cores).min(puzzles.max(1));
+    let note = (requested > threads).then(|| {
+        let why = if puzzles < cores {
+            format!("{puzzles} puzzle{}", if puzzles == 1 { "" } else { "s" })
+        } else {
+            "available parallelism".into()
+        };
+        format!("--threads {requested} capped to {threads} ({why})")
+    });
+    (threads, note)
 }
 
 /// A progress bar on stderr for large inputs when it is a terminal; hidden otherwise.

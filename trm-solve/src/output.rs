@@ -20,9 +20,19 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// The columns of the CSV output (also the keys of the JSON objects).
-pub const COLUMNS: [&str; 8] = [
-    "line", "puzzle", "answer", "steps", "stop", "q_halt", "valid", "correct",
+/// The columns of the CSV output (also the keys of the JSON objects). `solutions`: the
+/// puzzle's solutions by the exact solver, `0`, `1` or `2` (two or more), checked when the file
+/// gives no solution (empty/`null` when it does).
+pub const COLUMNS: [&str; 9] = [
+    "line",
+    "puzzle",
+    "answer",
+    "steps",
+    "stop",
+    "q_halt",
+    "valid",
+    "correct",
+    "solutions",
 ];
 
 /// The extra columns (and JSON keys) of multi-attempt mode (`--attempts`): attempts run, how
@@ -75,6 +85,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
                 "q_halt": json_f32(sol.q_halt),
                 "valid": sol.valid,
                 "correct": s.correct(),
+                "solutions": s.solutions,
             });
             if let (Some(a), Some(obj)) = (sol.attempts, v.as_object_mut()) {
                 obj.insert("attempts".into(), a.attempts.into());
@@ -85,9 +96,10 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
         }
         OutputFormat::Csv => {
             let correct = s.correct().map_or(String::new(), |c| c.to_string());
+            let solutions = s.solutions.map_or(String::new(), |n| n.to_string());
             write!(
                 out,
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 s.puzzle.line,
                 s.puzzle.grid,
                 sol.grid,
@@ -95,7 +107,8 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
                 stop_name(sol.stop),
                 sol.q_halt,
                 sol.valid,
-                correct
+                correct,
+                solutions
             )?;
             if let Some(AttemptInfo {
                 attempts,
@@ -137,6 +150,9 @@ pub struct Totals {
     /// answers were picked by check, q and vote.
     max_steps: usize,
     attempts: Option<(usize, [usize; 3])>,
+    /// Puzzles without a solution in the file that have none, and that have more than one.
+    no_solution: usize,
+    several_solutions: usize,
 }
 
 impl Totals {
@@ -163,6 +179,16 @@ impl Totals {
             None => self.checked_valid += usize::from(s.answer.valid),
         }
         self.latencies.push(s.seconds);
+        match s.solutions {
+            Some(0) => self.no_solution += 1,
+            Some(n) if n > 1 => self.several_solutions += 1,
+            _ => {}
+        }
+    }
+
+    /// Puzzles found to have no solution or more than one.
+    pub fn not_unique(&self) -> usize {
+        self.no_solution + self.several_solutions
     }
 
     /// The summary lines (one figure per line); `seconds` is the wall time of solving.
@@ -206,6 +232,15 @@ impl Totals {
                 1e3 * percentile(&self.latencies, 0.99)
             ),
         ]);
+        if self.no_solution > 0 {
+            lines.push(format!("puzzles with no solution: {}", self.no_solution));
+        }
+        if self.several_solutions > 0 {
+            lines.push(format!(
+                "puzzles with more than one solution: {}",
+                self.several_solutions
+            ));
+        }
         lines
     }
 }

@@ -1,10 +1,14 @@
-//! Loading a packed model and solving puzzles with it, in parallel and in input order.
+//! Loading a packed model and solving puzzles with it, in parallel, answers streamed in input
+//! order.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
-use rayon::prelude::*;
+use rayon::ThreadPool;
 use trm_edge::format::Model;
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, Pick};
 use trm_edge::solver::{SolveOptions, Solver, StopReason};
@@ -94,8 +98,11 @@ pub struct Solved {
     pub puzzle: Puzzle,
     /// The answer.
     pub answer: Answer,
-    /// Wall time of this solve in seconds.
+    /// Wall time of this solve in seconds (the model only, not the solution count).
     pub seconds: f64,
+    /// The puzzle's solutions by the exact solver, 2 for two or more ([`solution_count`]);
+    /// `None` when the file gives a solution.
+    pub solutions: Option<u32>,
 }
 
 impl Solved {
@@ -144,32 +151,125 @@ fn solve_one(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> R
     }
 }
 
-/// Solves `puzzles` on the current rayon pool, one arena per worker; results in input order.
-/// `tick` is called after each puzzle (progress).
-pub fn solve_all(
+/// Solves `puzzles` on `pool`, calling `ready` on the calling thread with every run of answers
+/// that extends the finished prefix of the input, in input order, as soon as it does (so an
+/// answer is written when it and all earlier puzzles are done).
+///
+/// One worker per pool thread takes the next unstarted puzzle in input order, so answers finish
+/// nearly in order and few wait for an earlier one. No puzzle is started once `deadline` has
+/// passed, or after an error (a puzzle's or `ready`'s); puzzles already running finish. Returns
+/// how many puzzles were attempted: always the first ones of `puzzles`, each passed to `ready`.
+pub fn solve_in_order(
+    pool: &ThreadPool,
     model: &Model<'_>,
     mode: &Mode,
     puzzles: &[Puzzle],
-    tick: &(dyn Fn() + Sync),
-) -> Result<Vec<Solved>> {
+    deadline: Option<Instant>,
+    ready: &mut dyn FnMut(&[Solved]) -> Result<()>,
+) -> Result<usize> {
     let arena_len = match mode {
         Mode::Single(_) => Solver::arena_len(model),
         Mode::Attempts(o) => AttemptSolver::arena_len(model, o.source),
     };
-    puzzles
-        .par_iter()
-        .map_init(
-            || vec![0f32; arena_len],
-            |arena, p| {
-                let start = Instant::now();
-                let answer = solve_one(model, mode, arena, p)?;
-                tick();
-                Ok(Solved {
-                    puzzle: *p,
-                    answer,
-                    seconds: start.elapsed().as_secs_f64(),
-                })
-            },
-        )
-        .collect()
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let workers = pool.current_num_threads().min(puzzles.len());
+    let (tx, rx) = mpsc::channel::<(usize, Result<Solved>)>();
+    let result = pool.in_place_scope(|scope| {
+        for _ in 0..workers {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            scope.spawn(move |_| {
+                let mut arena = vec![0f32; arena_len];
+                // The deadline is checked before a puzzle is taken: every puzzle taken is
+                // solved, so the puzzles attempted are always a prefix of the input.
+                while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = puzzles.get(i) else { break };
+                    let solved = solve_puzzle(model, mode, &mut arena, p);
+                    if solved.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, solved)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // `pending[k]`: the result of puzzle `done + k`, once it is in.
+        let mut pending: VecDeque<Option<Result<Solved>>> = VecDeque::new();
+        let mut done = 0usize;
+        let mut batch = Vec::new();
+        let mut result = Ok(());
+        for (i, solved) in rx {
+            if result.is_err() {
+                continue; // drain until the workers stop
+            }
+            let k = i - done;
+            if pending.len() <= k {
+                pending.resize_with(k + 1, || None);
+            }
+            pending[k] = Some(solved);
+            batch.clear();
+            let mut failed = None;
+            while let Some(Some(_)) = pending.front() {
+                let Some(Some(solved)) = pending.pop_front() else {
+                    break;
+                };
+                done += 1;
+                match solved {
+                    Ok(s) => batch.push(s),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            // A puzzle's error comes after the answers before it are written.
+            if !batch.is_empty() {
+                result = ready(&batch);
+            }
+            if let (Ok(()), Some(e)) = (&result, failed) {
+                result = Err(e);
+            }
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        result
+    });
+    result.map(|()| next.load(Ordering::Relaxed).min(puzzles.len()))
+}
+
+/// Solves one puzzle (and counts its solutions, [`solution_count`]) on `arena`.
+fn solve_puzzle(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> Result<Solved> {
+    let solutions = solution_count(p);
+    let start = Instant::now();
+    let answer = solve_one(model, mode, arena, p)?;
+    Ok(Solved {
+        puzzle: *p,
+        answer,
+        seconds: start.elapsed().as_secs_f64(),
+        solutions,
+    })
+}
+
+/// The puzzle's solutions by the exact solver, capped at 2 (two or more), when the file gives
+/// no solution; `None` when it does (the reader has checked that one already). Fast: the
+/// search stops at the second solution (tens of microseconds on hard puzzles).
+pub fn solution_count(p: &Puzzle) -> Option<u32> {
+    match p.solution {
+        Some(_) => None,
+        None => Some(trm_sudoku::solver::solve(p.grid.cells(), 2).solutions),
+    }
+}
+
+/// What is wrong with a puzzle of `solutions` ([`solution_count`]): `None` for one solution or
+/// when not checked.
+pub fn uniqueness_problem(solutions: Option<u32>) -> Option<&'static str> {
+    match solutions? {
+        0 => Some("the puzzle has no solution"),
+        1 => None,
+        _ => Some("the puzzle has more than one solution"),
+    }
 }

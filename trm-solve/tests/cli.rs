@@ -2,6 +2,11 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use common::*;
 use serde_json::Value;
 use trm_edge::format::DType;
@@ -81,7 +86,7 @@ fn output_formats_agree() {
     let mut csv_lines = csv.lines();
     assert_eq!(
         csv_lines.next(),
-        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct")
+        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct,solutions")
     );
     for ((t, j), c) in text.lines().zip(&json).zip(csv_lines) {
         let answer = j["answer"].as_str().unwrap();
@@ -93,12 +98,16 @@ fn output_formats_agree() {
         assert_eq!(j["correct"].as_bool(), solution.map(|s| s == answer));
         assert_eq!(j["steps"].as_u64(), Some(4));
         assert_eq!(j["stop"].as_str(), Some("budget"));
+        // Counted by the exact solver only when the file gives no solution.
+        let solutions = solution.map_or(Some(1), |_| None);
+        assert_eq!(j["solutions"].as_u64(), solutions);
         let row = format!(
-            "{line},{},{answer},4,budget,{},{},{}",
+            "{line},{},{answer},4,budget,{},{},{},{}",
             j["puzzle"].as_str().unwrap(),
             j["q_halt"].as_f64().unwrap() as f32,
             j["valid"].as_bool().unwrap(),
-            solution.map_or(String::new(), |s| (s == answer).to_string())
+            solution.map_or(String::new(), |s| (s == answer).to_string()),
+            solutions.map_or(String::new(), |n| n.to_string())
         );
         assert_eq!(c, row);
     }
@@ -443,7 +452,7 @@ fn attempts_mode_spends_at_most_the_total_budget() {
     ]);
     assert_eq!(
         stdout(&o).lines().next(),
-        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct,attempts,pick,attempt")
+        Some("line,puzzle,answer,steps,stop,q_halt,valid,correct,solutions,attempts,pick,attempt")
     );
 }
 
@@ -526,4 +535,227 @@ fn attempts_check_stops_early_and_one_attempt_is_the_single_run() {
         let o = run(&[&["--model", r][..], bad, &[p]].concat());
         assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
     }
+}
+
+/// Supervision steps per puzzle that make the small test model take tens of milliseconds a
+/// puzzle (a step takes about 0.2-0.4 ms here).
+const SLOW_BUDGET: &str = "150";
+
+/// `n` puzzles cycling through [`PAIRS`] (no solutions), and the answer of each of the five
+/// with `args` (the same for every copy: the output is deterministic).
+fn slow_input(
+    dir: &std::path::Path,
+    model: &str,
+    n: usize,
+    args: &[&str],
+) -> (String, Vec<String>) {
+    let five = write(
+        dir,
+        "five.txt",
+        PAIRS.map(|p| format!("{}\n", p.0)).concat(),
+    );
+    let o = run(&[&["--model", model][..], args, &[five.to_str().unwrap()]].concat());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let answers: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(answers.len(), 5);
+    let text = (0..n).map(|i| format!("{}\n", PAIRS[i % 5].0)).collect();
+    (text, answers)
+}
+
+#[test]
+fn answers_stream_before_the_run_ends() {
+    let dir = temp_dir("stream");
+    let model = write(&dir, "m.trm", random_model(10, DType::I8));
+    let m = model.to_str().unwrap();
+    let args = ["--budget", SLOW_BUDGET, "--threads", "1"];
+    let (text, answers) = slow_input(&dir, m, 200, &args);
+    let input = write(&dir, "in.txt", text);
+    let mut child = bin()
+        .args(["--model", m])
+        .args(args)
+        .arg(&input)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.expect("read stdout")).is_err() {
+                break;
+            }
+        }
+    });
+    // The first answer comes while the other 199 puzzles are still to do; killed then, the
+    // process has written some answers, not all (before streaming: none until the end).
+    let first = rx.recv_timeout(Duration::from_secs(300));
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    reader.join().expect("reader");
+    let lines: Vec<String> = first.into_iter().chain(rx.try_iter()).collect();
+    assert!(!lines.is_empty(), "no answer before the timeout");
+    assert!(
+        lines.len() < 200,
+        "all {} answers came at once",
+        lines.len()
+    );
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l, &answers[i % 5], "answer {i}");
+    }
+}
+
+#[test]
+fn time_limit_writes_the_finished_answers_and_exits_3() {
+    let dir = temp_dir("time_limit");
+    let model = write(&dir, "m.trm", random_model(11, DType::I8));
+    let m = model.to_str().unwrap();
+    let (text, answers) = slow_input(&dir, m, 400, &["--budget", SLOW_BUDGET]);
+    let input = write(&dir, "in.txt", text);
+    let o = run(&[
+        "--model",
+        m,
+        "--budget",
+        SLOW_BUDGET,
+        "--format",
+        "json",
+        "--time-limit",
+        "1.5",
+        input.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 3, "{err}");
+    // The answers written are those of the first k puzzles, in order.
+    let rows = json_lines(&stdout(&o));
+    let k = rows.len();
+    assert!(0 < k && k < 400, "{k} answers: {err}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["line"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(
+            r["answer"].as_str(),
+            Some(answers[i % 5].as_str()),
+            "row {i}"
+        );
+    }
+    assert!(err.contains(&format!("puzzles: {k}\n")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "not attempted (--time-limit reached): {}\n",
+            400 - k
+        )),
+        "{err}"
+    );
+    // A limit that is not reached changes nothing.
+    let pairs = write(&dir, "pairs.txt", pairs_file());
+    let plain = ["--model", m, pairs.to_str().unwrap()];
+    let limited = run(&[&plain[..], &["--time-limit", "600"]].concat());
+    assert_eq!(code(&limited), 0, "{}", stderr(&limited));
+    assert_eq!(limited.stdout, run(&plain).stdout);
+    assert!(!stderr(&limited).contains("not attempted"));
+    for bad in ["0", "-1", "soon", "inf"] {
+        let o = run(&[&plain[..], &["--time-limit", bad]].concat());
+        assert_eq!(code(&o), 2, "--time-limit {bad}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn puzzles_without_a_unique_solution_are_flagged() {
+    let dir = temp_dir("unique");
+    let model = write(&dir, "m.trm", random_model(12, DType::I8));
+    // Row 1 forces a 1 into its first cell, and column 1 already has one (no givens conflict).
+    let none = format!(".23456789{}1{}", ".".repeat(18), ".".repeat(53));
+    let several = ".".repeat(81);
+    let (q, a) = PAIRS[1];
+    let text = format!("{}\n{none}\n{several}\n{q},{a}\n", PAIRS[0].0);
+    let input = write(&dir, "in.txt", &text);
+    let args = ["--model", model.to_str().unwrap(), input.to_str().unwrap()];
+    let with = |extra: &[&str]| run(&[&args[..1], &args[1..2], extra, &args[2..]].concat());
+    let o = with(&[]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains("line 2: the puzzle has no solution\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 3: the puzzle has more than one solution\n"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("line 1:") && !err.contains("line 4:"),
+        "{err}"
+    );
+    assert!(err.contains("puzzles with no solution: 1\n"), "{err}");
+    assert!(
+        err.contains("puzzles with more than one solution: 1\n"),
+        "{err}"
+    );
+    // They are still answered.
+    assert_eq!(stdout(&o).lines().count(), 4);
+    let j = with(&["--format", "json"]);
+    let counts: Vec<Option<u64>> = json_lines(&stdout(&j))
+        .iter()
+        .map(|r| r["solutions"].as_u64())
+        .collect();
+    assert_eq!(counts, [Some(1), Some(0), Some(2), None]);
+    let c = with(&["--format", "csv"]);
+    let csv = stdout(&c);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",correct,solutions"));
+    let last: Vec<&str> = lines.map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert_eq!(last, ["1", "0", "2", ""]);
+    // --strict stops at the first one and solves nothing.
+    let s = with(&["--strict"]);
+    let err = stderr(&s);
+    assert_eq!(code(&s), 1, "{err}");
+    assert!(s.stdout.is_empty());
+    assert!(
+        err.contains("line 2: the puzzle has no solution") && !err.contains("line 3:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn threads_are_capped_at_what_helps() {
+    let dir = temp_dir("threads_cap");
+    let model = write(&dir, "m.trm", random_model(13, DType::I8));
+    let three = write(
+        &dir,
+        "three.txt",
+        pairs_file()
+            .lines()
+            .take(3)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    let one = write(&dir, "one.txt", format!("{}\n", PAIRS[0].0));
+    let m = model.to_str().unwrap();
+    let solve = |threads: &str, input: &std::path::Path| {
+        let o = run(&["--model", m, "--threads", threads, input.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        o
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let many = solve("5000", &three);
+    let err = stderr(&many);
+    let used = cores.min(3);
+    let why = if cores > 3 {
+        "3 puzzles"
+    } else {
+        "available parallelism"
+    };
+    assert!(
+        err.contains(&format!("--threads 5000 capped to {used} ({why})\n")),
+        "{err}"
+    );
+    assert!(err.contains(&format!(" {used} threads, ")), "{err}");
+    assert_eq!(many.stdout, solve("1", &three).stdout);
+    let err = stderr(&solve("2", &one));
+    assert!(
+        err.contains("--threads 2 capped to 1 (1 puzzle)\n"),
+        "{err}"
+    );
+    assert!(err.contains(" 1 threads, "), "{err}");
+    assert!(!stderr(&solve("1", &three)).contains("capped"));
 }

@@ -140,3 +140,87 @@ fn check_reports_a_missing_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("/nonexistent/puzzles.txt"), "{stderr}");
 }
+
+/// `--out` naming a device node, a FIFO or a symlink: the device and the FIFO are written
+/// through (never replaced by a regular file: as root this once replaced `/dev/null`), the
+/// symlink's target gets the file and the link stays.
+#[cfg(unix)]
+#[test]
+fn generate_writes_through_devices_fifos_and_symlinks() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("special_out");
+    let generate = |out: &Path| {
+        trm_train(&[
+            "data",
+            "generate",
+            "--count",
+            "3",
+            "--seed",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // A null device of our own (root only; /dev itself is never touched).
+    let node = dir.join("fakenull");
+    let made = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        let out = generate(&node);
+        assert!(out.status.success(), "{}", text(&out).1);
+        let meta = std::fs::symlink_metadata(&node).unwrap();
+        assert!(meta.file_type().is_char_device(), "replaced: {meta:?}");
+    } else {
+        eprintln!("SKIPPED the device-node case: mknod needs root (the FIFO case runs)");
+    }
+    // A FIFO (no root needed): the reader gets the whole file.
+    let fifo = dir.join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = generate(&fifo);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let piped = reader.join().unwrap();
+    assert!(
+        piped.starts_with("source,question,answer,rating\n"),
+        "{piped}"
+    );
+    assert_eq!(piped.lines().count(), 4);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // A symlink: its target is written, the link stays a link.
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::os::unix::fs::symlink("data/puzzles.csv", dir.join("link.csv")).unwrap();
+    let out = generate(&dir.join("link.csv"));
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/puzzles.csv")).unwrap(),
+        piped
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join("link.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // A directory is refused, naming it.
+    let out = generate(&dir.join("data"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is a directory"), "{}", text(&out).1);
+}

@@ -168,20 +168,33 @@ fn export_command_packs_a_run_in_every_dtype() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let dir = tiny_run(&root);
+    // The three exports run at the same time into files of one stem (`model.f32`, ...):
+    // each must get its own temporary file and its own contents.
+    let models = root.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let runs: Vec<_> = ["f32", "f16", "int8"]
+        .iter()
+        .map(|dtype| {
+            let out = models.join(format!("model.{dtype}"));
+            let child = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+                .args([
+                    "export",
+                    "--checkpoint",
+                    dir.to_str().unwrap(),
+                    "--dtype",
+                    dtype,
+                ])
+                .args(["--out", out.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (out, child)
+        })
+        .collect();
     let mut sizes = Vec::new();
-    for dtype in ["f32", "f16", "int8"] {
-        let out = root.join(format!("model-{dtype}.trm"));
-        let run = Command::new(env!("CARGO_BIN_EXE_trm-train"))
-            .args([
-                "export",
-                "--checkpoint",
-                dir.to_str().unwrap(),
-                "--dtype",
-                dtype,
-            ])
-            .args(["--out", out.to_str().unwrap()])
-            .output()
-            .unwrap();
+    for (out, child) in runs {
+        let run = child.wait_with_output().unwrap();
         assert!(
             run.status.success(),
             "{}",
@@ -192,13 +205,19 @@ fn export_command_packs_a_run_in_every_dtype() {
         sizes.push(bytes.len());
     }
     assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
+    let mut left: Vec<String> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["model.f16", "model.f32", "model.int8"]);
 
     // The f32 file is exactly the run's EMA weights: trm-edge agrees with burn.
     let cfg = TrainConfig::read(&dir.join("config.toml")).unwrap();
     let model = load_state(&dir, &cfg, &train_device())
         .unwrap()
         .eval_model();
-    let bytes = std::fs::read(root.join("model-f32.trm")).unwrap();
+    let bytes = std::fs::read(models.join("model.f32")).unwrap();
     assert_eq!(bytes, pack_model(&model, DType::F32).unwrap());
     let data = trm_train::train::data::read_pairs(
         &std::fs::read_dir(root.join("cache"))

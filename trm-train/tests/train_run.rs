@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use trm_train::model::SafetensorsFile;
-use trm_train::train::checkpoint::{CHECKPOINT_FILE, WEIGHTS_FILE};
+use trm_train::train::checkpoint::{CHECKPOINT_FILE, CHECKSUM_KEY, WEIGHTS_FILE, seal};
 use trm_train::train::metrics::{METRICS_FILE, MetricsLog, StopReason};
-use trm_train::train::run::{CONFIG_FILE, load_state, train_device};
+use trm_train::train::run::{CONFIG_FILE, MAX_SANE_WEIGHT, load_state, train_device};
 use trm_train::train::{RunOptions, TrainConfig, train};
 
 fn scratch(name: &str) -> PathBuf {
@@ -204,15 +204,46 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
         }
     }
     assert!(moments > 0 && full.tensors.keys().any(|k| k.starts_with("carry.")));
-    for (k, v) in &full.metadata {
+    for (k, v) in full.metadata.iter().filter(|(k, _)| *k != CHECKSUM_KEY) {
         assert_eq!(small.metadata.get(k), Some(v), "metadata {k}");
     }
     assert!(small.metadata.contains_key("compact"));
     let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
     assert!(size(compact.join(CHECKPOINT_FILE)) < size(dir.join(CHECKPOINT_FILE)));
+    // Compacting a compact checkpoint into its own folder keeps its config (a copy onto
+    // itself used to empty it) and the folder still resumes.
+    let config_before = std::fs::read(compact.join(CONFIG_FILE)).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .arg("compact")
+        .arg("--checkpoint")
+        .arg(&compact)
+        .arg("--out")
+        .arg(&compact)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        std::fs::read(compact.join(CONFIG_FILE)).unwrap(),
+        config_before
+    );
     // The compact directory is a run directory: training continues from step 4 to 6.
     let summary = run(tiny(&cache, 6), &compact, true);
     assert_eq!((summary.step, summary.steps_this_run), (6, 2));
+    // An empty config.toml is an error that says so, never the defaults.
+    std::fs::write(compact.join(CONFIG_FILE), "").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .arg("train")
+        .arg("--resume")
+        .arg(&compact)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the config is empty"), "{stderr}");
     // Compacting a directory into itself is refused.
     let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
         .arg("compact")
@@ -225,11 +256,16 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
     assert!(!o.status.success());
 }
 
+/// A run that blows up keeps a checkpoint that is really good: finite, with no weight above
+/// `MAX_SANE_WEIGHT` (steps whose weights exploded but stayed finite are not saved), so the
+/// resume with a lower learning rate that the message advises works.
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let root = scratch("train_diverge");
     let dir = root.join("run");
-    let config = tiny(&root.join("cache"), 6)
+    let cache = root.join("cache");
+    run(tiny(&cache, 3), &dir, false);
+    let config = tiny(&cache, 9)
         .with_overrides(&[
             "train.lr=1e30".into(),
             "train.warmup_steps=0".into(),
@@ -239,15 +275,122 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let err = train(&RunOptions {
         config,
         run_dir: dir.clone(),
-        resume: false,
+        resume: true,
     })
     .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("diverged"), "{msg}");
     let f = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
     let kept: u64 = f.meta("step").unwrap().parse().unwrap();
-    assert!((1..6).contains(&kept), "{msg}");
+    assert!((3..9).contains(&kept), "{msg}");
     assert!(msg.contains(&format!("step {kept}")), "{msg}");
+    let state = load_state(&dir, &tiny(&cache, 9), &train_device()).unwrap();
+    let (largest, name) = state.largest_weight();
+    assert!(largest <= MAX_SANE_WEIGHT, "{name}: {largest}");
+    let summary = run(tiny(&cache, kept + 2), &dir, true);
+    assert_eq!(summary.step, kept + 2);
+}
+
+/// A checkpoint with a flipped byte, or with carry values out of range, is refused with a
+/// message (and exit code 1 from the command line), never resumed silently or with a panic.
+#[test]
+fn a_damaged_checkpoint_is_refused_with_a_message() {
+    let root = scratch("train_damaged");
+    let dir = root.join("run");
+    let cache = root.join("cache");
+    run(tiny(&cache, 3), &dir, false);
+    let path = dir.join(CHECKPOINT_FILE);
+    let good = std::fs::read(&path).unwrap();
+    let resume = || {
+        Command::new(env!("CARGO_BIN_EXE_trm-train"))
+            .arg("train")
+            .arg("--resume")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    // One bit of tensor data flipped (the data section ends the file).
+    let mut flipped = good.clone();
+    let at = flipped.len() - 100;
+    flipped[at] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = load_state(&dir, &tiny(&cache, 3), &train_device()).unwrap_err();
+    assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+    let o = resume();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("checksum"), "{stderr}");
+    // Tokens out of range in the carry, with a valid checksum: a message, not a panic.
+    let mut f = SafetensorsFile::from_bytes(&good).unwrap();
+    let inputs = f.tensors["carry.inputs"].clone();
+    let shape = inputs.shape().clone();
+    let n = inputs.num_elements();
+    f.tensors.insert(
+        "carry.inputs".into(),
+        burn::tensor::TensorData::new(vec![99i32; n], shape),
+    );
+    seal(&mut f);
+    f.write(&path).unwrap();
+    let o = resume();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("carry.inputs holds 99, out of range"),
+        "{stderr}"
+    );
+}
+
+/// Ctrl-C (SIGINT) during training saves the step under way and exits with 130; the run
+/// resumes from it. Without the handler, up to `checkpoint_every` steps were lost.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
+    let root = scratch("train_sigint");
+    let dir = root.join("run");
+    let cache = root.join("cache");
+    let config = tiny(&cache, 100_000)
+        .with_overrides(&[
+            "train.checkpoint_every=100000".into(),
+            "train.eval_every=0".into(),
+        ])
+        .unwrap();
+    let cfg_path = root.join("sigint.toml");
+    std::fs::write(&cfg_path, config.to_toml()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        .arg("train")
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--out")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a few steps are logged, then press Ctrl-C.
+    let metrics = dir.join(METRICS_FILE);
+    let started = std::time::Instant::now();
+    while MetricsLog::read(&metrics).map_or(0, |l| l.len()) < 2 {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "no steps logged in 300 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stdout.contains("interrupted: step"), "{stdout}");
+    let f = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let step: u64 = f.meta("step").unwrap().parse().unwrap();
+    assert!(step >= 4, "saved step {step}");
+    let summary = run(tiny(&cache, step + 1), &dir, true);
+    assert_eq!((summary.step, summary.steps_this_run), (step + 1, 1));
 }
 
 #[test]

@@ -80,7 +80,7 @@ impl fmt::Display for FormatError {
 impl core::error::Error for FormatError {}
 
 /// Why [`crate::format::write_model`] could not pack a model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum WriteError {
     /// The configuration is invalid.
     Config(FormatError),
@@ -123,6 +123,13 @@ pub enum WriteError {
         /// The tensor.
         id: TensorId,
     },
+    /// A value of a tensor stored as f16 lies beyond the f16 range (it would become infinite).
+    F16Range {
+        /// The tensor.
+        id: TensorId,
+        /// The first such value.
+        value: f32,
+    },
     /// The output buffer is smaller than [`crate::format::packed_size`].
     BufferTooSmall {
         /// Bytes needed.
@@ -149,6 +156,11 @@ impl fmt::Display for WriteError {
             Self::DataLength { id } => write!(f, "tensor {id}: data length != rows * cols"),
             Self::DtypeNotAllowed { id } => write!(f, "tensor {id} must be stored as f32"),
             Self::NonFinite { id } => write!(f, "tensor {id} holds NaN or infinity"),
+            Self::F16Range { id, value } => write!(
+                f,
+                "tensor {id} holds {value}, beyond the f16 range (|v| < 65520); store it as f32 \
+                 or int8"
+            ),
             Self::BufferTooSmall { needed, got } => {
                 write!(
                     f,

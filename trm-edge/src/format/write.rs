@@ -8,6 +8,7 @@ use super::layout::{
 use super::quantize::{encode_f16, encode_f32, quantize_row_i8};
 use super::read::Model;
 use super::tensor::{DType, TensorId, required_tensors};
+use crate::kernels::f16::f32_to_f16;
 
 /// One tensor handed to the writer: f32 values and the dtype to store them as.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,12 @@ fn place<'t, 'a>(
     if input.data.iter().any(|v| !v.is_finite()) {
         return Err(WriteError::NonFinite { id });
     }
+    // Checked on the encoded value: |v| >= 65520 rounds to infinity in binary16.
+    if input.dtype == DType::F16
+        && let Some(&value) = input.data.iter().find(|&&v| !f16_is_finite(f32_to_f16(v)))
+    {
+        return Err(WriteError::F16Range { id, value });
+    }
     let offset = too_large(align_up(start))?;
     let length = too_large(numel.checked_mul(input.dtype.size()))?;
     let mut end = too_large(offset.checked_add(length))?;
@@ -108,6 +115,11 @@ fn plan(cfg: &ModelConfig, tensors: &[TensorInput<'_>]) -> Result<(usize, usize)
         return Err(WriteError::TooLarge);
     }
     Ok((data_offset, file_len))
+}
+
+/// Whether binary16 bits `h` are a finite value (exponent field not all ones).
+const fn f16_is_finite(h: u16) -> bool {
+    h & 0x7c00 != 0x7c00
 }
 
 /// Exact size in bytes of the packed file for these inputs (what [`write_model`] writes).

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::model::SafetensorsFile;
 use crate::train::TrainConfig;
-use crate::train::checkpoint::{CHECKPOINT_FILE, TrainState, compact, write_atomically};
+use crate::train::checkpoint::{CHECKPOINT_FILE, TrainState, compact};
 use crate::train::run::{CONFIG_FILE, adam_config, train_device};
 
 /// Arguments of `compact`.
@@ -43,8 +43,13 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
         );
     }
     // Validate the source completely (it must restore as a training state) before writing.
-    let cfg = TrainConfig::read(&src.join(CONFIG_FILE))
+    // The config is read as text first: when `--out` is the source folder, the same file is
+    // written back (a copy onto itself would empty it).
+    let config_path = src.join(CONFIG_FILE);
+    let config_text = fs::read_to_string(&config_path)
         .with_context(|| format!("{} is not a run directory", src.display()))?;
+    let cfg = TrainConfig::from_toml(&config_text)
+        .with_context(|| format!("bad config {}", config_path.display()))?;
     let file = SafetensorsFile::read(&src_file)?;
     let state = TrainState::from_file(
         &file,
@@ -56,9 +61,8 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
     .with_context(|| format!("restoring {}", src_file.display()))?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    write_atomically(&out, &compact(&file))?;
-    fs::copy(src.join(CONFIG_FILE), args.out.join(CONFIG_FILE))
-        .with_context(|| format!("copying {CONFIG_FILE}"))?;
+    compact(&file).write(&out)?;
+    crate::atomic::write_bytes(&args.out.join(CONFIG_FILE), config_text.as_bytes())?;
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
         "wrote {} (step {}, {} bytes; the full checkpoint has {} bytes): weights and EMA exact, \

@@ -1,13 +1,12 @@
 //! `trm-train data generate` and `trm-train data check`.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use trm_edge::sudoku::Grid;
@@ -93,7 +92,7 @@ fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
     let secs = start.elapsed().as_secs_f64();
 
     let source = format!("trm-gen-s{}", args.seed);
-    write_atomically(&args.out, |out| {
+    crate::atomic::write_with(&args.out, |out| {
         let mut w = ExtremeWriter::new(out)?;
         for g in &puzzles {
             let (p, s) = (Grid::from_cells(g.puzzle)?, Grid::from_cells(g.solution)?);
@@ -116,29 +115,6 @@ fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
     );
     print!("{}", stats.report());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `path` through a temporary file in the same folder, renamed into place on success.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
-) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut out = BufWriter::new(file);
-    let written = write(&mut out).and_then(|()| {
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(())
-    });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", path.display())));
-    }
-    fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// What the check found for one good line.

@@ -110,8 +110,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let out = args.out.clone().unwrap_or_else(|| dir.join("eval"));
     fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let json = out.join("budget.json");
-    fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", json.display()))?;
+    crate::atomic::write_bytes(
+        &json,
+        (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+    )?;
     budget_chart(&report, &name, &out.join(BUDGET_PNG))?;
     let mut written = vec![json, out.join(BUDGET_PNG)];
     let metrics = dir.join(METRICS_FILE);

@@ -1,6 +1,5 @@
 //! `trm-train export`: a run's weights (or an official state dict) as a packed model file.
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,9 +75,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         (None, Some(file)) => pack_official(file, args.dtype.into())?,
         _ => bail!("give exactly one of --checkpoint and --official"),
     };
-    let tmp = args.out.with_extension("trm.tmp");
-    fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    crate::atomic::write_bytes(&args.out, &bytes)?;
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let c = model.config();
     println!(

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::train::config::CPU_DEFAULT_TOML;
-use crate::train::run::CONFIG_FILE;
+use crate::train::run::{CONFIG_FILE, stop_on_signals, stop_signal};
 use crate::train::{RunOptions, TrainConfig, train};
 
 /// Arguments of `train`.
@@ -58,13 +58,18 @@ pub fn run(args: TrainArgs, threads_given: bool) -> Result<ExitCode> {
     {
         bail!("cannot start {} threads: {e}", config.threads);
     }
+    stop_on_signals();
     let summary = train(&RunOptions {
         config,
         run_dir,
         resume,
     })?;
     print!("{summary}");
-    Ok(ExitCode::SUCCESS)
+    // Interrupted (and saved): the shell's code for death by that signal, 128 + its number.
+    Ok(match stop_signal() {
+        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(130)),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// `root/name`, or `root/name-2`, `-3`, ... when it already holds a run.

@@ -255,8 +255,13 @@ impl SafetensorsFile {
     }
 
     /// Writes tensors and metadata (f32 / f64 / bf16 / i32 / i64 / bool tensors) to a
-    /// safetensors file.
+    /// safetensors file, atomically ([`crate::atomic`]).
     pub fn write(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        crate::atomic::write_bytes(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// The safetensors bytes of tensors and metadata.
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
         use safetensors::Dtype;
         let mut names: Vec<&String> = self.tensors.keys().collect();
         names.sort();
@@ -292,8 +297,7 @@ impl SafetensorsFile {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
-        safetensors::serialize_to_file(views, meta, path.as_ref())?;
-        Ok(())
+        Ok(safetensors::serialize(views, meta)?)
     }
 
     /// A tensor by name, or an error naming it.

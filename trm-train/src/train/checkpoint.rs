@@ -2,10 +2,15 @@
 //! ACT carry, the data position and the RNG position, in one safetensors file written
 //! atomically (a temporary file, synced, then renamed over the old one); and its compact form
 //! for committing (no carry, bf16 moments).
+//!
+//! Every checkpoint carries a CRC-32 of its tensors and metadata (`checksum`): a flipped byte
+//! is refused on load instead of resuming silently. Every value a resume indexes with (the
+//! carry's tokens, labels, step counts, puzzle ids) and every shape is checked as well, so a
+//! damaged or foreign file gives an error naming what is wrong, never a panic.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Device, Tensor, TensorData, bf16};
@@ -13,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::data::DataPosition;
+use crate::model::loss::IGNORE_LABEL_ID;
 use crate::model::{
     AdamAtan2, AdamAtan2Config, Batch, Carry, Ema, InnerCarry, SafetensorsFile, Trm, TrmConfig,
 };
@@ -25,6 +31,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const FORMAT: &str = "trm-train-checkpoint-v1";
 /// `compact` metadata value of a [`compact`] checkpoint.
 pub const COMPACT_NOTE: &str = "no ACT carry; Adam moments in bf16";
+/// Metadata key of the checksum ([`seal`], [`verify_checksum`]).
+pub const CHECKSUM_KEY: &str = "checksum";
 /// Stream of the ChaCha8 generator that drives the halting exploration.
 const EXPLORATION_STREAM: u64 = 0x7472_6d5f_6578_706c;
 
@@ -137,6 +145,7 @@ impl TrainState {
         for (k, v) in meta {
             f.metadata.insert(k.into(), v);
         }
+        seal(&mut f);
         f
     }
 
@@ -153,6 +162,7 @@ impl TrainState {
             "not a trm-train checkpoint (format {:?})",
             f.meta("format")?
         );
+        verify_checksum(f)?;
         let num = |k: &str| -> Result<u64> {
             f.meta(k)?
                 .parse()
@@ -169,6 +179,22 @@ impl TrainState {
             .init(&mut ChaCha8Rng::seed_from_u64(seed), device)
             .load_state_dict(&prefixed("model."))
             .context("checkpoint weights do not fit the configured model")?;
+        let sizes: HashMap<String, usize> = model
+            .state_dict()
+            .into_iter()
+            .map(|(k, d)| (k, d.num_elements()))
+            .collect();
+        let same_size = |what: &str, name: &str, d: &TensorData| -> Result<()> {
+            let want = sizes
+                .get(name)
+                .with_context(|| format!("checkpoint has {what}{name} for no parameter"))?;
+            ensure!(
+                d.num_elements() == *want,
+                "checkpoint tensor {what}{name} has {} values, its parameter {want}",
+                d.num_elements()
+            );
+            Ok(())
+        };
         let flat = |d: &TensorData| -> Result<Tensor<1>> {
             let v = d
                 .clone()
@@ -187,6 +213,8 @@ impl TrainState {
             let v = vs
                 .get(name)
                 .with_context(|| format!("checkpoint has adam.m.{name} without adam.v.{name}"))?;
+            same_size("adam.m.", name, m)?;
+            same_size("adam.v.", name, v)?;
             opt.state.insert(name.clone(), (flat(m)?, flat(v)?));
         }
 
@@ -198,6 +226,7 @@ impl TrainState {
                     ema.shadow.contains_key(&name),
                     "checkpoint EMA has unknown parameter {name}"
                 );
+                same_size("ema.", &name, &t)?;
                 ema.shadow.insert(name, flat(&t)?);
             }
             Some(ema)
@@ -215,17 +244,55 @@ impl TrainState {
                         .try_to_vec::<i32>()
                         .map_err(|e| anyhow::anyhow!("{k}: {e:?}"))
                 };
+                let z_l = f.get("carry.z_L")?;
+                let [b, s, d] = match *z_h.shape().as_slice() {
+                    [b, s, d] => [b, s, d],
+                    ref other => anyhow::bail!("checkpoint carry.z_H has shape {other:?}"),
+                };
+                let (l, h) = (cfg.seq_len, cfg.hidden_size);
+                ensure!(
+                    [s, d] == [cfg.total_seq_len(), h] && z_l.shape().as_slice() == [b, s, d],
+                    "checkpoint carry has shapes {:?} and {:?}, the model [B, {}, {h}]",
+                    z_h.shape().as_slice(),
+                    z_l.shape().as_slice(),
+                    cfg.total_seq_len()
+                );
+                let checked = |k: &str, len: usize, ok: &dyn Fn(i32) -> bool| -> Result<Vec<i32>> {
+                    let v = ints(k)?;
+                    ensure!(
+                        v.len() == len,
+                        "checkpoint {k} has {} values, expected {len}",
+                        v.len()
+                    );
+                    if let Some(bad) = v.iter().find(|&&x| !ok(x)) {
+                        anyhow::bail!("checkpoint {k} holds {bad}, out of range");
+                    }
+                    Ok(v)
+                };
+                let vocab = i32::try_from(cfg.vocab_size).unwrap_or(i32::MAX);
+                let ids = i32::try_from(cfg.num_puzzle_identifiers).unwrap_or(i32::MAX);
+                let max_steps = i32::try_from(cfg.halt_max_steps).unwrap_or(i32::MAX);
                 Some(Carry {
                     inner: InnerCarry {
                         z_h: Tensor::from_data(z_h.clone(), &inner),
-                        z_l: Tensor::from_data(f.get("carry.z_L")?.clone(), &inner),
+                        z_l: Tensor::from_data(z_l.clone(), &inner),
                     },
-                    steps: ints("carry.steps")?.iter().map(|&s| s as u32).collect(),
-                    halted: ints("carry.halted")?.iter().map(|&h| h != 0).collect(),
+                    steps: checked("carry.steps", b, &|x| (0..=max_steps).contains(&x))?
+                        .iter()
+                        .map(|&s| s as u32)
+                        .collect(),
+                    halted: checked("carry.halted", b, &|x| x == 0 || x == 1)?
+                        .iter()
+                        .map(|&h| h != 0)
+                        .collect(),
                     current: Batch {
-                        inputs: ints("carry.inputs")?,
-                        labels: ints("carry.labels")?,
-                        puzzle_identifiers: ints("carry.puzzle_identifiers")?,
+                        inputs: checked("carry.inputs", b * l, &|x| (0..vocab).contains(&x))?,
+                        labels: checked("carry.labels", b * l, &|x| {
+                            x == IGNORE_LABEL_ID || (0..vocab).contains(&x)
+                        })?,
+                        puzzle_identifiers: checked("carry.puzzle_identifiers", b, &|x| {
+                            (0..ids).contains(&x)
+                        })?,
                     },
                 })
             }
@@ -251,25 +318,42 @@ impl TrainState {
         })
     }
 
-    /// Whether every weight (and EMA weight) is finite.
-    pub fn weights_are_finite(&self) -> bool {
-        let finite = |d: &TensorData| {
+    /// The largest weight magnitude among the weights and EMA weights, with its tensor's
+    /// name (infinite when a value is NaN or infinite).
+    pub fn largest_weight(&self) -> (f32, String) {
+        let largest = |d: &TensorData| {
             d.clone()
                 .convert::<f32>()
                 .try_to_vec::<f32>()
-                .is_ok_and(|v| v.iter().all(|x| x.is_finite()))
+                .map_or(f32::INFINITY, |v| {
+                    v.iter().fold(0f32, |m, x| {
+                        if x.is_finite() {
+                            m.max(x.abs())
+                        } else {
+                            f32::INFINITY
+                        }
+                    })
+                })
         };
-        self.model.state_dict().iter().all(|(_, d)| finite(d))
-            && self
-                .ema
-                .iter()
-                .flat_map(|e| e.shadow.values())
-                .all(|t| finite(&t.to_data()))
+        let model = self
+            .model
+            .state_dict()
+            .into_iter()
+            .map(|(n, d)| (largest(&d), n));
+        let ema = self
+            .ema
+            .iter()
+            .flat_map(|e| e.shadow.iter())
+            .map(|(n, t)| (largest(&t.to_data()), format!("ema.{n}")));
+        model.chain(ema).fold(
+            (0.0, String::new()),
+            |best, x| if x.0 > best.0 { x } else { best },
+        )
     }
 
     /// Writes the checkpoint and the evaluated weights into `dir`, each atomically.
     pub fn save(&self, dir: &Path, config: &str) -> Result<()> {
-        write_atomically(&dir.join(CHECKPOINT_FILE), &self.to_file(config))?;
+        self.to_file(config).write(dir.join(CHECKPOINT_FILE))?;
         let weights = SafetensorsFile {
             tensors: self.eval_model().state_dict().into_iter().collect(),
             metadata: HashMap::from([
@@ -277,7 +361,7 @@ impl TrainState {
                 ("step".into(), self.step.to_string()),
             ]),
         };
-        write_atomically(&dir.join(WEIGHTS_FILE), &weights)
+        weights.write(dir.join(WEIGHTS_FILE))
     }
 }
 
@@ -297,17 +381,51 @@ pub fn compact(f: &SafetensorsFile) -> SafetensorsFile {
         }
     }
     out.metadata.insert("compact".into(), COMPACT_NOTE.into());
+    seal(&mut out);
     out
 }
 
-/// Writes `file` to `path` through `path.tmp` (synced, then renamed).
-pub fn write_atomically(path: &Path, file: &SafetensorsFile) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    file.write(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+/// CRC-32 (ISO-HDLC) over every tensor (name, dtype, shape, bytes, in name order) and every
+/// metadata entry but the checksum itself (in key order), as 8 hex digits.
+fn checksum(f: &SafetensorsFile) -> String {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut digest = CRC.digest();
+    let mut field = |bytes: &[u8]| {
+        digest.update(&(bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
+    };
+    let mut names: Vec<&String> = f.tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let t = &f.tensors[name];
+        field(name.as_bytes());
+        field(format!("{:?}{:?}", t.dtype(), t.shape().as_slice()).as_bytes());
+        field(t.as_bytes());
+    }
+    let mut keys: Vec<&String> = f.metadata.keys().filter(|k| *k != CHECKSUM_KEY).collect();
+    keys.sort();
+    for key in keys {
+        field(key.as_bytes());
+        field(f.metadata[key].as_bytes());
+    }
+    format!("crc32:{:08x}", digest.finalize())
+}
+
+/// Stores the checksum of `f` in its metadata.
+pub fn seal(f: &mut SafetensorsFile) {
+    let sum = checksum(f);
+    f.metadata.insert(CHECKSUM_KEY.into(), sum);
+}
+
+/// Checks the stored checksum. Checkpoints written before checksums existed have none and
+/// pass.
+pub fn verify_checksum(f: &SafetensorsFile) -> Result<()> {
+    if let Some(stored) = f.metadata.get(CHECKSUM_KEY) {
+        let actual = checksum(f);
+        ensure!(
+            *stored == actual,
+            "the checkpoint is damaged: its checksum is {stored}, its contents give {actual}"
+        );
+    }
+    Ok(())
 }

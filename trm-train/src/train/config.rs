@@ -279,7 +279,14 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Parses a TOML document (missing keys keep their defaults, unknown keys are errors).
     pub fn from_toml(text: &str) -> Result<Self> {
-        let c: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // An empty file (truncated, or never written) must not silently become the defaults.
+        ensure!(
+            !table.is_empty(),
+            "the config is empty: no keys (a run directory's config.toml holds every key; \
+             start from configs/cpu-default.toml)"
+        );
+        let c: Self = table.try_into().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(c)
     }
 
@@ -461,6 +468,10 @@ mod tests {
         assert!(format!("{e:#}").contains("modl"), "{e:#}");
         let e = c.with_overrides(&["train.steps=abc".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("train.steps"), "{e:#}");
+        for empty in ["", "\n  \n", "# only a comment\n"] {
+            let e = TrainConfig::from_toml(empty).unwrap_err().to_string();
+            assert!(e.contains("the config is empty"), "{e}");
+        }
         let e = TrainConfig::from_toml("[model]\nhiden_size = 3\n").unwrap_err();
         assert!(format!("{e:#}").contains("hiden_size"), "{e:#}");
     }

@@ -1,8 +1,8 @@
 //! Training data for a run: base puzzles (generated and cached, or read from a file), the
 //! augmented data set, the deterministic batch sampler and the evaluation batches.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -79,17 +79,15 @@ fn generated_base(
     }
     fs::create_dir_all(&data.cache_dir)
         .with_context(|| format!("cannot create {}", data.cache_dir))?;
-    let tmp = path.with_extension("csv.tmp");
-    {
-        let mut w = ExtremeWriter::new(BufWriter::new(File::create(&tmp)?))?;
+    crate::atomic::write_with(&path, |out| {
+        let mut w = ExtremeWriter::new(out)?;
         let source = format!("trm-gen-s{}", data.seed);
         for (g, (p, s)) in puzzles.iter().zip(&base) {
             w.write(&source, p, s, g.rating)?;
         }
-        let mut out = w.finish()?;
-        out.flush()?;
-    }
-    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        w.finish()?.flush()?;
+        Ok(())
+    })?;
     log(&format!(
         "data: generated {count} puzzles ({}..={} givens) in {:.1} s, cached at {}",
         data.clues_min,

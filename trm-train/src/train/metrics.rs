@@ -148,9 +148,7 @@ impl MetricsLog {
                 kept
             }
         };
-        let tmp = dir.join(format!("{METRICS_FILE}.tmp"));
-        fs::write(&tmp, kept).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        crate::atomic::write_bytes(&path, kept.as_bytes())?;
         Ok(Self { path })
     }
 
@@ -183,6 +181,8 @@ pub enum StopReason {
     Finished,
     /// The wall-clock budget (`max_minutes`) was spent.
     TimeBudget,
+    /// SIGINT (Ctrl-C) or SIGTERM arrived: the step under way was finished and saved.
+    Interrupted,
 }
 
 /// The result of one invocation.
@@ -214,6 +214,7 @@ impl std::fmt::Display for Summary {
         let why = match self.stopped {
             StopReason::Finished => "all steps done",
             StopReason::TimeBudget => "time budget spent",
+            StopReason::Interrupted => "interrupted by a signal; saved",
         };
         writeln!(
             f,
@@ -259,7 +260,7 @@ impl std::fmt::Display for Summary {
             "   evaluate: cargo run -p trm-train --release -- eval --checkpoint {dir} [--data FILE]"
         )?;
         match self.stopped {
-            StopReason::TimeBudget => writeln!(
+            StopReason::TimeBudget | StopReason::Interrupted => writeln!(
                 f,
                 "   continue: cargo run -p trm-train --release -- train --resume {dir}"
             ),
