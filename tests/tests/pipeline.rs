@@ -1,10 +1,10 @@
 //! Generator → CSV → reader → dataset builder → tokens → device-side checker, end to end.
 
 use trm_edge::sudoku::{Grid, check_answer, decode};
+use trm_sudoku::generate::{GenSpec, generate};
+use trm_sudoku::io::{ExtremeWriter, Format, Reader};
+use trm_sudoku::solver::solve;
 use trm_train::dataset::{DatasetSpec, build};
-use trm_train::sudoku::generate::{GenSpec, generate};
-use trm_train::sudoku::io::{ExtremeWriter, Format, Reader};
-use trm_train::sudoku::solver::solve;
 
 #[test]
 fn generated_puzzles_survive_the_whole_data_pipeline() {

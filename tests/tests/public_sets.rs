@@ -2,9 +2,9 @@
 //! solved uniquely by the exact solver, and the solution passes the device-side checker.
 
 use trm_edge::sudoku::{Grid, check_answer};
+use trm_sudoku::io::{Format, Reader};
+use trm_sudoku::solver::solve;
 use trm_train::paths::require_sudoku_data;
-use trm_train::sudoku::io::{Format, Reader};
-use trm_train::sudoku::solver::solve;
 
 const SETS: [(&str, usize); 7] = [
     ("17clue.txt", 49_158),

@@ -1,8 +1,8 @@
 //! Validity-preserving symmetries of the Sudoku grid, and mapping answers back.
 //!
 //! A [`Symmetry`] is what the official dataset builder (`shuffle_sudoku` of
-//! `build_sudoku_dataset.py`, mirrored by `trm_train::sudoku::augment`) applies to a training
-//! example: a relabelling of the digits 1–9, an optional transpose, a permutation of the three
+//! `build_sudoku_dataset.py`) applies to a training example, and what `trm-train` draws for its
+//! augmentations ([`Symmetry::random_with`], feature `std`): a relabelling of the digits 1–9, an optional transpose, a permutation of the three
 //! bands and of the rows inside each band, and the same for stacks and columns. Applied to a
 //! puzzle and its solution it gives another puzzle and its solution, so a network can be asked
 //! the transformed puzzle and its answer mapped back with [`Symmetry::invert`].
@@ -109,6 +109,42 @@ impl Symmetry {
         let transpose = rng.next_u64() >> 63 == 1;
         let row_perm = Self::line_permutation(rng);
         let col_perm = Self::line_permutation(rng);
+        Self {
+            digit_map,
+            transpose,
+            row_perm,
+            col_perm,
+        }
+    }
+
+    /// Draws a random symmetry with a `rand` generator, in the official order of draws (that
+    /// of `shuffle_sudoku`): a shuffle of the digits 1–9, a transpose when a uniform draw in
+    /// `[0, 1)` is below 1/2, then rows (a shuffle of the bands, then one of the rows in each
+    /// band) and columns likewise. `trm-train`'s augmentations: the same seed gives the same
+    /// training set.
+    #[cfg(feature = "std")]
+    pub fn random_with(rng: &mut impl rand::Rng) -> Self {
+        use rand::seq::SliceRandom;
+        let mut digits = [1u8, 2, 3, 4, 5, 6, 7, 8, 9];
+        digits.shuffle(rng);
+        let mut digit_map = [0u8; 10];
+        digit_map[1..].copy_from_slice(&digits);
+        let transpose = rng.random::<f64>() < 0.5;
+        let mut lines = || {
+            let mut bands = [0u8, 1, 2];
+            bands.shuffle(rng);
+            let mut perm = [0u8; 9];
+            for (group, band) in perm.chunks_exact_mut(3).zip(bands) {
+                let mut inner = [0u8, 1, 2];
+                inner.shuffle(rng);
+                for (slot, k) in group.iter_mut().zip(inner) {
+                    *slot = band * 3 + k;
+                }
+            }
+            perm
+        };
+        let row_perm = lines();
+        let col_perm = lines();
         Self {
             digit_map,
             transpose,
@@ -270,5 +306,37 @@ mod tests {
         // Whole bands swapped is fine.
         let bands = [3, 4, 5, 0, 1, 2, 6, 7, 8];
         assert!(Symmetry::new(id.digit_map(), false, bands, id.col_perm()).is_ok());
+    }
+
+    /// The `rand` draw (training augmentations): every class of move occurs, bands stay
+    /// bands, and a puzzle stays a puzzle with the same number of givens.
+    #[test]
+    fn random_with_draws_every_class_of_move() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let id = Symmetry::IDENTITY;
+        let (p, s) = (parse(PUZZLE).unwrap(), parse(SOLUTION).unwrap());
+        let mut counts = [0u32; 7];
+        let band_of = |p: &[u8; 9]| [p[0] / 3, p[3] / 3, p[6] / 3];
+        let shuffled = |p: &[u8; 9]| p.chunks(3).any(|c| c[0] % 3 != 0 || c[1] % 3 != 1);
+        for _ in 0..200 {
+            let a = Symmetry::random_with(&mut rng);
+            assert!(Symmetry::new(a.digit_map, a.transpose, a.row_perm, a.col_perm).is_ok());
+            let (ap, as_) = (a.apply(&p), a.apply(&s));
+            assert_eq!(ap.filled(), p.filled());
+            assert!(check_answer(&ap, &as_).is_ok());
+            for (n, hit) in counts.iter_mut().zip([
+                a.digit_map != id.digit_map,
+                a.transpose,
+                !a.transpose,
+                band_of(&a.row_perm) != [0, 1, 2],
+                shuffled(&a.row_perm),
+                band_of(&a.col_perm) != [0, 1, 2],
+                shuffled(&a.col_perm),
+            ]) {
+                *n += u32::from(hit);
+            }
+        }
+        assert!(counts.iter().all(|&n| n > 20), "{counts:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! The training data set: N base puzzles × K augmentations, tokenised.
 //!
 //! Mirrors the official `build_sudoku_dataset.py`: every base puzzle contributes itself plus
-//! `augmentations` random symmetries of itself ([`Augmentation`]), all kept together as one
+//! `augmentations` random symmetries of itself ([`Symmetry::random_with`]), all kept together as one
 //! *group*, so a training epoch can draw one example per base puzzle. The train/test split is
 //! made on base puzzles, so no augmentation of a test puzzle is ever in train. Everything is
 //! deterministic for a seed and independent of the number of threads.
@@ -12,9 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use trm_edge::sudoku::{CELLS, Grid, check_answer, encode};
-
-use crate::sudoku::augment::Augmentation;
+use trm_edge::sudoku::{CELLS, Grid, Symmetry, check_answer, encode};
 
 /// How to build a data set from base puzzles.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,7 +132,8 @@ fn build_split(base: &[(Grid, Grid)], ids: &[usize], augmentations: usize, seed:
             let mut group = Vec::with_capacity(augmentations + 1);
             group.push((encode(p), encode(s)));
             for _ in 0..augmentations {
-                let (ap, as_) = Augmentation::random(&mut rng).apply_pair(p, s);
+                let sym = Symmetry::random_with(&mut rng);
+                let (ap, as_) = (sym.apply(p), sym.apply(s));
                 group.push((encode(&ap), encode(&as_)));
             }
             group
@@ -172,7 +171,10 @@ mod tests {
         // Ten distinct base puzzles: symmetries of one.
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         (0..10)
-            .map(|_| Augmentation::random(&mut rng).apply_pair(&p, &s))
+            .map(|_| {
+                let sym = Symmetry::random_with(&mut rng);
+                (sym.apply(&p), sym.apply(&s))
+            })
             .collect()
     }
 

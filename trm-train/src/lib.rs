@@ -1,7 +1,5 @@
 //! `trm-train`: the host side of the Tiny Recursive Model project.
 //!
-//! - [`sudoku`]: training augmentations (file formats, exact solver and generator are
-//!   [`trm_sudoku`]'s);
 //! - [`dataset`]: the tokenised N × K augmented training set, split by base puzzle;
 //! - [`model`]: TRM in burn (config, layers, ACT wrapper, loss, optimisers, weights);
 //! - [`export`]: packing weights into the `trm-edge` model file (f32, f16, int8);
@@ -23,5 +21,4 @@ pub mod paths;
 pub mod plot;
 pub mod progress;
 pub mod stats;
-pub mod sudoku;
 pub mod train;

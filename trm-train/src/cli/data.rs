@@ -13,9 +13,9 @@ use trm_edge::sudoku::Grid;
 
 use crate::progress;
 use crate::stats::PuzzleStats;
-use crate::sudoku::generate::{GenSpec, generate};
-use crate::sudoku::io::{ExtremeWriter, Reader, Record};
-use crate::sudoku::solver::solve;
+use trm_sudoku::generate::{GenSpec, generate};
+use trm_sudoku::io::{ExtremeWriter, Reader, Record};
+use trm_sudoku::solver::solve;
 
 /// `trm-train data ...`
 #[derive(Debug, Subcommand)]

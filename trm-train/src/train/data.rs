@@ -14,9 +14,9 @@ use trm_edge::sudoku::{CELLS, Grid};
 use super::config::{DataSection, DataSource};
 use crate::dataset::{self, Dataset, DatasetSpec, Split};
 use crate::model::Batch;
-use crate::sudoku::generate::{GenSpec, generate};
-use crate::sudoku::io::{ExtremeWriter, Reader};
-use crate::sudoku::solver::solve;
+use trm_sudoku::generate::{GenSpec, generate};
+use trm_sudoku::io::{ExtremeWriter, Reader};
+use trm_sudoku::solver::solve;
 
 /// Loads (or generates, using the cache) the base puzzles and builds the augmented data set:
 /// `data.puzzles` training groups of `1 + augmentations` examples and `data.eval_puzzles`
