@@ -115,12 +115,9 @@ fn main() {
         Err(_) => cfg.halt_max_steps,
     };
     let halt = env::var("TRM_HALT").unwrap_or_else(|_| "full".into());
-    let halt_variant = match halt.as_str() {
-        "full" => "Full",
-        "q" => "Q",
-        "check" => "Check",
-        "q+check" => "QCheck",
-        other => panic!("TRM_HALT={other}: expected full, q, check or q+check"),
+    let halt_variant = match halt.parse::<trm_edge::solver::HaltPolicy>() {
+        Ok(policy) => format!("{policy:?}"),
+        Err(e) => panic!("TRM_HALT={halt}: {e}"),
     };
 
     let mut rs = String::new();

@@ -8,14 +8,12 @@ use embedded_io::{Read, Write};
 use trm_edge::format::{Model, ModelConfig, Variant};
 use trm_edge::kernels::{arch, generic};
 use trm_edge::solver::attempts::{
-    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Pick, Selection,
+    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{find_conflict, parse};
 
-use crate::protocol::{
-    Line, LineBuffer, Request, parse_request, policy_name, selection_name, source_name, stop_name,
-};
+use crate::protocol::{Line, LineBuffer, Request, parse_request};
 use crate::{board, clock, memory};
 
 /// One reply line.
@@ -155,16 +153,11 @@ fn handle(
         }
         Request::Halt(p) => {
             settings.policy = p;
-            let _ = write!(reply, "ok halt {}", policy_name(p));
+            let _ = write!(reply, "ok halt {}", p.name());
         }
         Request::Attempts(k, source, select) => {
             (settings.attempts, settings.source, settings.select) = (k, source, select);
-            let _ = write!(
-                reply,
-                "ok attempts {k} {} {}",
-                source_name(source),
-                selection_name(select)
-            );
+            let _ = write!(reply, "ok attempts {k} {} {}", source.name(), select.name());
         }
         Request::Total(t) => {
             settings.total = t;
@@ -234,7 +227,7 @@ fn solve(
                 "ok {} steps={} stop={} check={} q=0x{:08x} cycles={cycles}",
                 sol.grid.write_line(&mut line),
                 sol.steps,
-                stop_name(sol.reason),
+                sol.reason.name(),
                 if sol.valid { "pass" } else { "fail" },
                 sol.q.q_halt.to_bits()
             );
@@ -289,11 +282,7 @@ fn solve_attempts(
                 sol.grid.write_line(&mut line),
                 sol.total_steps,
                 sol.attempts,
-                match sol.pick {
-                    Pick::Check => "check",
-                    Pick::Q => "q",
-                    Pick::Vote => "vote",
-                },
+                sol.pick.name(),
                 if sol.valid { "pass" } else { "fail" },
                 sol.q_halt.to_bits()
             );
@@ -363,7 +352,7 @@ fn info(model: &Model<'static>, settings: &Settings, reply: &mut Reply) {
         memory::STACK_RESERVE,
         arch::kernel_set(),
         settings.budget,
-        policy_name(settings.policy),
+        settings.policy.name(),
         cortex_m::register::fpscr::read().bits(),
         memory::trm_mark_start as extern "C" fn() as usize & !1,
         memory::trm_mark_stop as extern "C" fn() as usize & !1,

@@ -25,8 +25,8 @@
 //!
 //! Anything else gets `err <reason>`; the program never stops on bad input.
 
+use trm_edge::solver::HaltPolicy;
 use trm_edge::solver::attempts::{AttemptSource, Selection};
-use trm_edge::solver::{HaltPolicy, StopReason};
 
 /// Longest accepted line in bytes (longer lines are answered with an error and skipped).
 pub const MAX_LINE: usize = 160;
@@ -125,9 +125,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request<'_>, RequestError<'_>> {
         "budget" => number("budget <1..=10000>", MAX_BUDGET).map(Request::Budget),
         "bench" => number("bench <1..=10000>", MAX_BUDGET).map(Request::Bench),
         "halt" => match (arg, extra) {
-            (Some(p), false) => parse_policy(p)
+            (Some(p), false) => p
+                .parse()
                 .map(Request::Halt)
-                .ok_or(RequestError::BadArgument("halt full|q|check|q+check")),
+                .map_err(|_| RequestError::BadArgument("halt full|q|check|q+check")),
             _ => Err(RequestError::BadArgument("halt full|q|check|q+check")),
         },
         "kernel" => match (arg, extra) {
@@ -160,83 +161,13 @@ fn parse_attempts<'a>(
     let (mut source, mut select) = (AttemptSource::Aug, Selection::Check);
     let (mut seen_source, mut seen_select) = (false, false);
     for w in words {
-        match (parse_source(w), parse_selection(w)) {
+        match (w.parse::<AttemptSource>().ok(), w.parse::<Selection>().ok()) {
             (Some(s), _) if !seen_source => (source, seen_source) = (s, true),
             (_, Some(s)) if !seen_select => (select, seen_select) = (s, true),
             _ => return Err(RequestError::BadArgument(USAGE)),
         }
     }
     Ok(Request::Attempts(k, source, select))
-}
-
-/// The attempt source named `name` (`trm-solve --attempt-source`).
-pub fn parse_source(name: &str) -> Option<AttemptSource> {
-    match name {
-        "aug" => Some(AttemptSource::Aug),
-        "noise" => Some(AttemptSource::Noise),
-        "steps" => Some(AttemptSource::Steps),
-        "mixed" => Some(AttemptSource::Mixed),
-        _ => None,
-    }
-}
-
-/// The selection rule named `name` (`trm-solve --select`).
-pub fn parse_selection(name: &str) -> Option<Selection> {
-    match name {
-        "check" => Some(Selection::Check),
-        "q" => Some(Selection::Q),
-        "vote" => Some(Selection::Vote),
-        _ => None,
-    }
-}
-
-/// The name of an attempt source.
-pub const fn source_name(s: AttemptSource) -> &'static str {
-    match s {
-        AttemptSource::Aug => "aug",
-        AttemptSource::Noise => "noise",
-        AttemptSource::Steps => "steps",
-        AttemptSource::Mixed => "mixed",
-    }
-}
-
-/// The name of a selection rule.
-pub const fn selection_name(s: Selection) -> &'static str {
-    match s {
-        Selection::Check => "check",
-        Selection::Q => "q",
-        Selection::Vote => "vote",
-    }
-}
-
-/// The policy named `name` (the names of `trm-solve --halt`).
-pub fn parse_policy(name: &str) -> Option<HaltPolicy> {
-    match name {
-        "full" => Some(HaltPolicy::Full),
-        "q" => Some(HaltPolicy::Q),
-        "check" => Some(HaltPolicy::Check),
-        "q+check" => Some(HaltPolicy::QCheck),
-        _ => None,
-    }
-}
-
-/// The name of a policy (inverse of [`parse_policy`]).
-pub const fn policy_name(p: HaltPolicy) -> &'static str {
-    match p {
-        HaltPolicy::Full => "full",
-        HaltPolicy::Q => "q",
-        HaltPolicy::Check => "check",
-        HaltPolicy::QCheck => "q+check",
-    }
-}
-
-/// The name of a stop reason, as `trm-solve` prints it.
-pub const fn stop_name(r: StopReason) -> &'static str {
-    match r {
-        StopReason::Budget => "budget",
-        StopReason::QHalt => "q_halt",
-        StopReason::Solved => "solved",
-    }
 }
 
 /// Collects bytes into lines of at most [`MAX_LINE`] bytes.

@@ -23,9 +23,9 @@ use trm_edge::format::{
     required_tensors,
 };
 use trm_edge::solver::attempts::{
-    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Pick, Selection,
+    AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
-use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StopReason};
+use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{Grid, find_conflict, parse};
 
 const TARGET: &str = "thumbv7em-none-eabihf";
@@ -263,15 +263,6 @@ fn echo_model() -> Vec<u8> {
     })
 }
 
-fn policy_name(p: HaltPolicy) -> &'static str {
-    match p {
-        HaltPolicy::Full => "full",
-        HaltPolicy::Q => "q",
-        HaltPolicy::Check => "check",
-        HaltPolicy::QCheck => "q+check",
-    }
-}
-
 /// The reply host trm-edge (scalar kernels) gives for `puzzle`, without the `cycles=` field.
 fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy) -> String {
     let grid: Grid = parse(puzzle).expect("test puzzle parses");
@@ -288,11 +279,7 @@ fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy
             },
         )
         .expect("host solve");
-    let stop = match s.reason {
-        StopReason::Budget => "budget",
-        StopReason::QHalt => "q_halt",
-        StopReason::Solved => "solved",
-    };
+    let stop = s.reason.name();
     format!(
         "ok {} steps={} stop={stop} check={} q=0x{:08x}",
         s.grid,
@@ -324,11 +311,7 @@ fn host_attempts_reply(
         puzzle_id: 0,
     };
     let s = solver.solve(&grid, &opts).expect("host attempts");
-    let pick = match s.pick {
-        Pick::Check => "check",
-        Pick::Q => "q",
-        Pick::Vote => "vote",
-    };
+    let pick = s.pick.name();
     format!(
         "ok {} steps={} attempts={} pick={pick} check={} q=0x{:08x}",
         s.grid,
@@ -361,8 +344,8 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
         HaltPolicy::Check,
         HaltPolicy::QCheck,
     ] {
-        input.extend(format!("halt {}\n", policy_name(policy)).bytes());
-        expected.push(Some(format!("ok halt {}", policy_name(policy))));
+        input.extend(format!("halt {}\n", policy.name()).bytes());
+        expected.push(Some(format!("ok halt {}", policy.name())));
         for p in PUZZLES {
             input.extend(p.bytes());
             input.push(b'\n');

@@ -60,13 +60,13 @@ struct Cli {
     /// Where attempts 1..K come from: aug (symmetries of the puzzle, answers mapped back),
     /// noise (seeded noise on the initial latents), steps (the plain run continued past its
     /// budget), mixed (round robin over the three)
-    #[arg(long, value_enum, default_value = "aug", requires = "attempts")]
-    attempt_source: Source,
+    #[arg(long, default_value = "aug", requires = "attempts", value_parser = names::<AttemptSource>(&AttemptSource::NAMES))]
+    attempt_source: AttemptSource,
     /// How the answer is selected: check (first answer passing the Sudoku check, stops early;
     /// else a valid per-cell vote, else the highest q_halt), q (highest q_halt), vote
     /// (per-cell majority)
-    #[arg(long, value_enum, default_value = "check", requires = "attempts")]
-    select: Select,
+    #[arg(long, default_value = "check", requires = "attempts", value_parser = names::<Selection>(&Selection::NAMES))]
+    select: Selection,
     /// Total supervision steps per puzzle over all attempts [default: attempts × budget]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), requires = "attempts")]
     total_budget: Option<u32>,
@@ -79,8 +79,8 @@ struct Cli {
     noise: f32,
     /// When to stop before the budget: full (never), q (q_halt > 0), check (the answer passes
     /// the Sudoku check), q+check (either)
-    #[arg(long, value_enum, default_value = "full")]
-    halt: Halt,
+    #[arg(long, default_value = "full", value_parser = names::<HaltPolicy>(&HaltPolicy::NAMES))]
+    halt: HaltPolicy,
     /// Worker threads (0: one per core), capped at the available parallelism and the number of
     /// puzzles; the output never depends on it
     #[arg(long, default_value_t = 0)]
@@ -125,69 +125,23 @@ enum BackendArg {
     Cuda,
 }
 
-/// `--halt` values.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Halt {
-    Full,
-    Q,
-    Check,
-    #[value(name = "q+check")]
-    QCheck,
-}
-
-/// `--attempt-source` values.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Source {
-    Aug,
-    Noise,
-    Steps,
-    Mixed,
-}
-
-impl From<Source> for AttemptSource {
-    fn from(s: Source) -> Self {
-        match s {
-            Source::Aug => AttemptSource::Aug,
-            Source::Noise => AttemptSource::Noise,
-            Source::Steps => AttemptSource::Steps,
-            Source::Mixed => AttemptSource::Mixed,
-        }
-    }
-}
-
-/// `--select` values.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Select {
-    Check,
-    Q,
-    Vote,
-}
-
-impl From<Select> for Selection {
-    fn from(s: Select) -> Self {
-        match s {
-            Select::Check => Selection::Check,
-            Select::Q => Selection::Q,
-            Select::Vote => Selection::Vote,
-        }
-    }
+/// A clap parser of the names of `T` (`trm_edge::solver::names`), listed in `--help`.
+fn names<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = trm_edge::solver::names::UnknownName>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
 }
 
 /// The name clap shows for a value.
 fn value_name(v: &impl ValueEnum) -> String {
     v.to_possible_value()
         .map_or("?".into(), |v| v.get_name().to_string())
-}
-
-impl From<Halt> for HaltPolicy {
-    fn from(h: Halt) -> Self {
-        match h {
-            Halt::Full => HaltPolicy::Full,
-            Halt::Q => HaltPolicy::Q,
-            Halt::Check => HaltPolicy::Check,
-            Halt::QCheck => HaltPolicy::QCheck,
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -288,13 +242,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         None => (
             Mode::Single(SolveOptions {
                 budget,
-                policy: cli.halt.into(),
+                policy: cli.halt,
                 puzzle_id: 0,
             }),
-            format!("budget {budget}, halt {}", value_name(&cli.halt)),
+            format!("budget {budget}, halt {}", cli.halt),
         ),
         Some(k) => {
-            if !matches!(cli.halt, Halt::Full) {
+            if cli.halt != HaltPolicy::Full {
                 bail!("--halt applies to single runs; with --attempts choose --select");
             }
             if !cli.noise.is_finite() || cli.noise < 0.0 {
@@ -309,15 +263,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 total_budget: total,
                 seed: cli.seed,
                 noise: cli.noise,
-                ..AttemptOptions::new(&model, k, cli.attempt_source.into(), cli.select.into())
+                ..AttemptOptions::new(&model, k, cli.attempt_source, cli.select)
             };
             (
                 Mode::Attempts(opts),
                 format!(
                     "{k} attempts from {}, select {}, {budget} steps each, total budget {total}, seed {}",
-                    value_name(&cli.attempt_source),
-                    value_name(&cli.select),
-                    cli.seed
+                    cli.attempt_source, cli.select, cli.seed
                 ),
             )
         }

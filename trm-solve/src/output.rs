@@ -4,7 +4,6 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 use serde_json::json;
-use trm_edge::solver::StopReason;
 use trm_edge::solver::attempts::Pick;
 
 use crate::solve::{AttemptInfo, Solved};
@@ -40,24 +39,6 @@ pub const COLUMNS: [&str; 9] = [
 /// vote).
 pub const ATTEMPT_COLUMNS: [&str; 3] = ["attempts", "pick", "attempt"];
 
-/// The name of a pick in the output.
-pub fn pick_name(p: Pick) -> &'static str {
-    match p {
-        Pick::Check => "check",
-        Pick::Q => "q",
-        Pick::Vote => "vote",
-    }
-}
-
-/// The name of a stop reason in the output.
-pub fn stop_name(r: StopReason) -> &'static str {
-    match r {
-        StopReason::Budget => "budget",
-        StopReason::QHalt => "q_halt",
-        StopReason::Solved => "solved",
-    }
-}
-
 /// Writes the header of `format` (CSV only); `attempts`: multi-attempt mode.
 pub fn header(out: &mut impl Write, format: OutputFormat, attempts: bool) -> io::Result<()> {
     if format == OutputFormat::Csv {
@@ -81,7 +62,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
                 "puzzle": s.puzzle.grid.to_string(),
                 "answer": sol.grid.to_string(),
                 "steps": sol.steps,
-                "stop": stop_name(sol.stop),
+                "stop": sol.stop.name(),
                 "q_halt": json_f32(sol.q_halt),
                 "valid": sol.valid,
                 "correct": s.correct(),
@@ -89,7 +70,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
             });
             if let (Some(a), Some(obj)) = (sol.attempts, v.as_object_mut()) {
                 obj.insert("attempts".into(), a.attempts.into());
-                obj.insert("pick".into(), pick_name(a.pick).into());
+                obj.insert("pick".into(), a.pick.name().into());
                 obj.insert("attempt".into(), a.attempt.into());
             }
             writeln!(out, "{v}")
@@ -104,7 +85,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
                 s.puzzle.grid,
                 sol.grid,
                 sol.steps,
-                stop_name(sol.stop),
+                sol.stop.name(),
                 sol.q_halt,
                 sol.valid,
                 correct,
@@ -117,7 +98,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
             }) = sol.attempts
             {
                 let attempt = attempt.map_or(String::new(), |a| a.to_string());
-                write!(out, ",{attempts},{},{attempt}", pick_name(pick))?;
+                write!(out, ",{attempts},{},{attempt}", pick.name())?;
             }
             writeln!(out)
         }

@@ -28,21 +28,6 @@ use trm_edge::solver::attempts::{
 };
 use trm_edge::sudoku::{Grid, check_answer};
 
-/// The attempt sources and their names in the output.
-pub const SOURCES: [(AttemptSource, &str); 4] = [
-    (AttemptSource::Aug, "aug"),
-    (AttemptSource::Noise, "noise"),
-    (AttemptSource::Steps, "steps"),
-    (AttemptSource::Mixed, "mixed"),
-];
-
-/// The selection rules and their names in the output.
-pub const RULES: [(Selection, &str); 3] = [
-    (Selection::Check, "check"),
-    (Selection::Q, "q"),
-    (Selection::Vote, "vote"),
-];
-
 /// The key of the single run given `K · N` steps (answer after the last step).
 pub const BASELINE: &str = "baseline/full";
 
@@ -145,14 +130,16 @@ pub fn outcomes(
     let k_max = ks.iter().copied().max().unwrap_or(1);
     let mixed = mixed_records(aug, noise, steps, k_max)?;
     let mut out = BTreeMap::new();
-    for (source, sname) in SOURCES {
+    for source in AttemptSource::ALL {
+        let sname = source.name();
         let recs = match source {
             AttemptSource::Aug => aug,
             AttemptSource::Noise => noise,
             AttemptSource::Steps => steps,
             AttemptSource::Mixed => &mixed,
         };
-        for (rule, rname) in RULES {
+        for rule in Selection::ALL {
+            let rname = rule.name();
             let row = ks
                 .iter()
                 .map(|&k| {

@@ -9,8 +9,9 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::BASELINE;
 use crate::report::SetSummary;
-use crate::{BASELINE, RULES, SOURCES};
+use trm_edge::solver::attempts::{AttemptSource, Selection};
 
 /// Usual places of a TrueType font (as `trm-train`'s plots; `TRM_PLOT_FONT` first).
 const FONTS: [&str; 5] = [
@@ -57,11 +58,11 @@ type Res = std::result::Result<(), Box<dyn std::error::Error>>;
 /// Draws the chart of `sets` into the PNG file `path`.
 pub fn draw(path: &Path, sets: &[SetSummary]) -> Result<()> {
     let rows = sets.len().max(1);
-    let root =
-        BitMapBackend::new(path, (W * RULES.len() as u32, H * rows as u32)).into_drawing_area();
+    let root = BitMapBackend::new(path, (W * Selection::ALL.len() as u32, H * rows as u32))
+        .into_drawing_area();
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let areas = root.split_evenly((rows, RULES.len()));
+    let areas = root.split_evenly((rows, Selection::ALL.len()));
     for (r, set) in sets.iter().enumerate() {
         // One y scale per set, so the rules compare at a glance.
         let y_max = set
@@ -71,8 +72,8 @@ pub fn draw(path: &Path, sets: &[SetSummary]) -> Result<()> {
             .map(|p| p.1)
             .fold(0.0, f64::max);
         let y_max = (y_max * 1.1).clamp(1.0, 100.0);
-        for (c, (_, rule)) in RULES.iter().enumerate() {
-            if let Some(area) = areas.get(r * RULES.len() + c) {
+        for (c, rule) in Selection::NAMES.iter().enumerate() {
+            if let Some(area) = areas.get(r * Selection::ALL.len() + c) {
                 panel(area, set, rule, y_max).map_err(|e| err(&e.to_string()))?;
             }
         }
@@ -88,9 +89,9 @@ fn panel(
     y_max: f64,
 ) -> Res {
     let text = font_found();
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = SOURCES
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = AttemptSource::NAMES
         .iter()
-        .map(|(_, s)| (s.to_string(), points(set, &format!("{s}/{rule}"))))
+        .map(|s| (s.to_string(), points(set, &format!("{s}/{rule}"))))
         .collect();
     series.push(("single run".into(), points(set, BASELINE)));
     let all = || series.iter().flat_map(|(_, p)| p.iter().copied());

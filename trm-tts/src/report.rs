@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::{BASELINE, Outcome, RULES, SOURCES};
+use crate::{BASELINE, Outcome};
+use trm_edge::solver::attempts::{AttemptSource, Selection};
 
 /// One line of `outcomes.jsonl`: every method's outcome at every `K` for one puzzle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,8 +87,8 @@ pub fn summarize(lines: &[PuzzleLine], order: &[String], n_ks: usize) -> Result<
 /// Method keys in table order: the baseline, then every source × rule.
 pub fn method_keys() -> Vec<String> {
     let mut keys = vec![BASELINE.to_string()];
-    for (_, s) in SOURCES {
-        for (_, r) in RULES {
+    for s in AttemptSource::NAMES {
+        for r in Selection::NAMES {
             keys.push(format!("{s}/{r}"));
         }
     }

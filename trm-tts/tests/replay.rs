@@ -7,10 +7,10 @@ use std::process::Command;
 use trm_edge::format::{
     DType, Model, ModelConfig, PosEncoding, TensorKind, Variant, pack_to_vec, required_tensors,
 };
-use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource};
+use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::parse;
-use trm_tts::{BASELINE, RULES, SOURCES, is_exact, mixed_records, outcomes, replay, run_sources};
+use trm_tts::{BASELINE, is_exact, mixed_records, outcomes, replay, run_sources};
 
 const PUZZLE: &str =
     "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
@@ -84,19 +84,19 @@ fn replay_equals_the_live_solver() {
         let m = Model::from_bytes(&bytes).unwrap();
         let base = AttemptOptions {
             seed: 5,
-            ..AttemptOptions::new(&m, 1, AttemptSource::Aug, RULES[0].0)
+            ..AttemptOptions::new(&m, 1, AttemptSource::Aug, Selection::ALL[0])
         };
         let mut arena = vec![0f32; AttemptSolver::arena_len(&m, AttemptSource::Mixed)];
         let runs = run_sources(&m, &mut arena, &puzzle, &base, 4).unwrap();
         let mixed = mixed_records(&runs[0], &runs[1], &runs[2], 4).unwrap();
-        for (source, _) in SOURCES {
+        for source in AttemptSource::ALL {
             let recs = match source {
                 AttemptSource::Aug => &runs[0],
                 AttemptSource::Noise => &runs[1],
                 AttemptSource::Steps => &runs[2],
                 AttemptSource::Mixed => &mixed,
             };
-            for (rule, _) in RULES {
+            for rule in Selection::ALL {
                 for k in 1..=4 {
                     let opts = AttemptOptions {
                         attempts: k,

@@ -1,8 +1,9 @@
 //! Solving one Sudoku with a packed model: supervision steps under a budget and a halting
 //! policy, all in one caller-provided arena; [`attempts`]: several attempts and a selection
-//! rule under a total step budget.
+//! rule under a total step budget; [`names`]: the names of options and outcomes.
 
 pub mod attempts;
+pub mod names;
 
 use crate::format::Model;
 use crate::kernels::ops::argmax;
