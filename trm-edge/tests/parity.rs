@@ -12,10 +12,7 @@
 use std::path::PathBuf;
 
 use safetensors::SafeTensors;
-use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
-    swiglu_inter,
-};
+use trm_edge::format::{DType, Model, ModelConfig, official};
 use trm_edge::kernels::ops::argmax;
 
 /// Teacher-forced logits, q_halt and carry: `max|a − ref| ≤ TOL_TF · max(1, max|ref|)` per
@@ -58,56 +55,6 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
-/// The model config from the fixture's `config` metadata (never hard-coded).
-fn config(json: &str) -> ModelConfig {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    let u = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("config {k}")) as usize;
-    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("config {k}"));
-    let hidden = u("hidden_size");
-    let ndim = u("puzzle_emb_ndim");
-    let p = match u("puzzle_emb_len") {
-        0 => ndim.div_ceil(hidden),
-        p => p,
-    };
-    let mlp_t = v["mlp_t"].as_bool().unwrap();
-    let expansion = f("expansion");
-    let seq_len = u("seq_len");
-    let num_heads = u("num_heads");
-    ModelConfig {
-        variant: if mlp_t {
-            Variant::MlpT
-        } else {
-            Variant::Attention
-        },
-        pos_encoding: match v["pos_encodings"].as_str().unwrap() {
-            "rope" => PosEncoding::Rope,
-            "none" => PosEncoding::None,
-            other => panic!("pos_encodings {other} not supported"),
-        },
-        hidden,
-        mlp_inter: swiglu_inter(expansion, hidden),
-        mlp_t_inter: if mlp_t {
-            swiglu_inter(expansion, p + seq_len)
-        } else {
-            0
-        },
-        layers: u("L_layers"),
-        h_cycles: u("H_cycles"),
-        l_cycles: u("L_cycles"),
-        halt_max_steps: u("halt_max_steps"),
-        seq_len,
-        puzzle_emb_len: p,
-        puzzle_emb_ndim: ndim,
-        num_puzzle_ids: u("num_puzzle_identifiers"),
-        vocab: u("vocab_size"),
-        num_heads,
-        head_dim: hidden / num_heads,
-        rms_eps: f("rms_norm_eps") as f32,
-        rope_theta: f("rope_theta") as f32,
-        expansion: expansion as f32,
-    }
-}
-
 fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -126,10 +73,11 @@ impl Fixture {
     fn load(path: &PathBuf) -> Self {
         let raw = std::fs::read(path).unwrap();
         let (_, meta) = SafeTensors::read_metadata(&raw).unwrap();
+        // The model config from the fixture's `config` metadata (never hard-coded).
         let json = meta.metadata().as_ref().unwrap()["config"].clone();
         Self {
             name: path.file_stem().unwrap().to_string_lossy().into_owned(),
-            cfg: config(&json),
+            cfg: official::model_config(&json).unwrap(),
             raw,
         }
     }
@@ -164,25 +112,9 @@ impl Fixture {
 
     /// Packs the official weights into a model file, matrices stored as `dtype`.
     fn pack(&self, dtype: DType) -> Vec<u8> {
-        let st = self.st();
-        let mut owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = Vec::new();
-        for (name, view) in st.iter() {
-            let id = match name {
-                "aux.rope.cos" => TensorId::global(TensorKind::RopeCos),
-                "aux.rope.sin" => TensorId::global(TensorKind::RopeSin),
-                _ => match TensorId::from_official_name(name) {
-                    Some(id) if name.starts_with("model.inner.") => id,
-                    _ => continue,
-                },
-            };
-            let shape = match *view.shape() {
-                [n] => [n, 1],
-                [r, c] => [r, c],
-                ref s => panic!("{name}: shape {s:?}"),
-            };
-            owned.push((id, shape, f32s(view.data())));
-        }
-        pack_to_vec(&self.cfg, dtype, &owned).unwrap()
+        let (cfg, bytes) = official::pack_official(&self.raw, dtype).unwrap();
+        assert_eq!(cfg, self.cfg);
+        bytes
     }
 
     fn batch(&self) -> usize {

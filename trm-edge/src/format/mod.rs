@@ -16,6 +16,8 @@
 mod config;
 mod error;
 mod layout;
+#[cfg(feature = "official")]
+pub mod official;
 pub mod quantize;
 mod read;
 mod tensor;
