@@ -85,9 +85,10 @@ struct Cli {
     /// puzzles; the output never depends on it
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Wall-clock limit of the whole run in seconds (fractions allowed): once reached, no new
-    /// puzzle is started, the answers finished by then are written, the summary counts the
-    /// puzzles not attempted and the exit code is 3
+    /// Time limit for starting puzzles, in seconds from the start of the run (fractions
+    /// allowed): once reached, no new puzzle is started; puzzles under way finish (one puzzle
+    /// is not interrupted: bound it with --budget), the answers are written, the summary
+    /// counts the puzzles not attempted and the exit code is 3
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     time_limit: Option<Duration>,
     /// Output format on stdout; JSON and CSV rows have a `solutions` field: the puzzle's

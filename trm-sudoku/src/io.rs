@@ -118,10 +118,13 @@ impl NewlineIndex {
     }
 }
 
-/// A reader that records where the newlines are as the bytes go by.
+/// A reader that records where the line ends are as the bytes go by: LF, CRLF (at its LF)
+/// and a bare CR, as the `csv` crate ends records.
 struct LineCounter<R> {
     inner: R,
     offset: u64,
+    /// The previous byte was a CR (its line end is decided by the byte after it).
+    after_cr: bool,
     lines: Arc<Mutex<NewlineIndex>>,
 }
 
@@ -129,14 +132,16 @@ impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Ok(mut index) = self.lines.lock() {
-            let base = self.offset;
-            index.pending.extend(
-                buf[..n]
-                    .iter()
-                    .enumerate()
-                    .filter(|b| *b.1 == b'\n')
-                    .map(|(i, _)| base + i as u64),
-            );
+            for (i, &b) in buf[..n].iter().enumerate() {
+                let at = self.offset + i as u64;
+                if self.after_cr && b != b'\n' {
+                    index.pending.push_back(at - 1);
+                }
+                if b == b'\n' {
+                    index.pending.push_back(at);
+                }
+                self.after_cr = b == b'\r';
+            }
         }
         self.offset += n as u64;
         Ok(n)
@@ -173,6 +178,7 @@ impl<R: Read> Reader<R> {
         let counter = LineCounter {
             inner: input,
             offset: 0,
+            after_cr: false,
             lines: Arc::clone(&lines),
         };
         let csv = csv::ReaderBuilder::new()
@@ -512,5 +518,12 @@ mod tests {
         assert!(e.message.contains("expected the header"), "{}", e.message);
         assert_eq!(recs[1].as_ref().unwrap().line, 2);
         assert!(Reader::new(&b""[..], Format::Extreme).next().is_none());
+    }
+
+    #[test]
+    fn bare_cr_line_endings_count_as_lines() {
+        let (_, recs) = read(&format!("{P}\r{P},{S}\r\r{P}\r\n{P}"));
+        let lines: Vec<u64> = recs.iter().map(|r| r.as_ref().unwrap().line).collect();
+        assert_eq!(lines, [1, 2, 4, 5]);
     }
 }

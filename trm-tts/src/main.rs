@@ -201,8 +201,16 @@ fn sweep(a: &SweepArgs) -> Result<()> {
         .append(true)
         .open(&outcomes_path)?;
     let file = Mutex::new(file);
+    // More threads than cores only add switching (thousands cost seconds to start).
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if a.threads > cores {
+        eprintln!(
+            "--threads {} capped to {cores} (available parallelism)",
+            a.threads
+        );
+    }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads)
+        .num_threads(a.threads.min(cores))
         .build()?;
     let arena_len = AttemptSolver::arena_len(&model, AttemptSource::Aug);
     eprintln!(

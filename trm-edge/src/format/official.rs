@@ -100,7 +100,9 @@ pub fn pack_official(raw: &[u8], dtype: DType) -> Result<(ModelConfig, Vec<u8>),
         .as_str()
         .ok_or("no `config` metadata (the official config JSON)")?;
     let cfg = model_config(json)?;
-    let entries = header.as_object().ok_or("safetensors header is not an object")?;
+    let entries = header
+        .as_object()
+        .ok_or("safetensors header is not an object")?;
     let mut owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = Vec::new();
     for (name, entry) in entries {
         let id = match name.as_str() {
@@ -113,7 +115,10 @@ pub fn pack_official(raw: &[u8], dtype: DType) -> Result<(ModelConfig, Vec<u8>),
             _ => continue,
         };
         if entry["dtype"] != "F32" {
-            return Err(format!("{name}: dtype {}, only F32 is packed", entry["dtype"]));
+            return Err(format!(
+                "{name}: dtype {}, only F32 is packed",
+                entry["dtype"]
+            ));
         }
         let dims: Vec<usize> = entry["shape"]
             .as_array()

@@ -50,7 +50,7 @@ pub enum Command {
 /// Parses the process arguments and runs the command; the exit code is the process's.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads
+    if let Some(n) = cli.threads.map(|n| cap_threads(n, "--threads"))
         && let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
@@ -70,4 +70,16 @@ pub fn run() -> ExitCode {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// `n` worker threads capped at the available parallelism (more only add switching, and
+/// thousands of threads cost seconds to start); says so when it caps. 0 stays 0 (one per core).
+pub fn cap_threads(n: usize, what: &str) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n > cores {
+        eprintln!("{what} {n} capped to {cores} (available parallelism)");
+        cores
+    } else {
+        n
+    }
 }

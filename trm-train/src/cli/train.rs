@@ -50,13 +50,14 @@ pub fn run(args: TrainArgs, threads_given: bool) -> Result<ExitCode> {
         }
     };
     config.validate()?;
+    let threads = super::cap_threads(config.threads, "threads =");
     if !threads_given
-        && config.threads > 0
+        && threads > 0
         && let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
+            .num_threads(threads)
             .build_global()
     {
-        bail!("cannot start {} threads: {e}", config.threads);
+        bail!("cannot start {threads} threads: {e}");
     }
     stop_on_signals();
     let summary = train(&RunOptions {

@@ -171,6 +171,66 @@ impl TrmConfig {
 
     /// Checks the invariants the model relies on.
     pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        // Sizes far beyond any TRM (the paper's largest: hidden 512, 8 heads, sequence 900)
+        // are refused here with their name, instead of failing an allocation later.
+        for (key, value, max) in [
+            ("hidden_size", self.hidden_size, 8192),
+            ("num_heads", self.num_heads, 256),
+            ("seq_len", self.seq_len, 4096),
+            ("vocab_size", self.vocab_size, 65536),
+            ("puzzle_emb_len", self.puzzle_emb_len, 1024),
+            ("puzzle_emb_ndim", self.puzzle_emb_ndim, 65536),
+            (
+                "num_puzzle_identifiers",
+                self.num_puzzle_identifiers,
+                1 << 24,
+            ),
+            ("H_cycles", self.h_cycles, 64),
+            ("L_cycles", self.l_cycles, 64),
+            ("L_layers", self.l_layers, 64),
+            ("halt_max_steps", self.halt_max_steps, 1024),
+        ] {
+            ensure!(value <= max, "{key} = {value} is too large (at most {max})");
+        }
+        ensure!(self.hidden_size >= 1, "hidden_size must be >= 1");
+        ensure!(
+            self.seq_len >= 1 && self.vocab_size >= 2,
+            "seq_len must be >= 1 and vocab_size >= 2"
+        );
+        ensure!(
+            self.expansion.is_finite() && self.expansion > 0.0 && self.expansion <= 16.0,
+            "expansion must be in (0, 16], got {}",
+            self.expansion
+        );
+        ensure!(
+            self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0,
+            "rms_norm_eps must be > 0"
+        );
+        ensure!(
+            self.rope_theta.is_finite() && self.rope_theta > 0.0,
+            "rope_theta must be > 0"
+        );
+        ensure!(
+            (0.0..=1.0).contains(&self.halt_exploration_prob),
+            "halt_exploration_prob must be in [0, 1]"
+        );
+        ensure!(
+            self.num_heads >= 1 && self.hidden_size.is_multiple_of(self.num_heads),
+            "hidden_size must be divisible by num_heads (>= 1)"
+        );
+        if self.mlp_t {
+            ensure!(
+                self.pos_encodings == PosEncoding::None,
+                "the MLP model (mlp_t = true) takes no positional encoding: set pos_encodings = \"none\""
+            );
+        } else if self.pos_encodings == PosEncoding::Rope {
+            ensure!(
+                self.head_dim().is_multiple_of(2),
+                "rope needs an even head size (hidden_size / num_heads = {})",
+                self.head_dim()
+            );
+        }
         anyhow::ensure!(self.h_cycles >= 1, "H_cycles must be >= 1");
         anyhow::ensure!(self.l_layers >= 1, "L_layers must be >= 1");
         anyhow::ensure!(self.halt_max_steps >= 1, "halt_max_steps must be >= 1");
@@ -182,12 +242,6 @@ impl TrmConfig {
             self.puzzle_emb_ndim <= self.puzzle_emb_len() * self.hidden_size,
             "puzzle_emb_ndim does not fit into puzzle_emb_len * hidden_size"
         );
-        if !self.mlp_t {
-            anyhow::ensure!(
-                self.num_heads > 0 && self.hidden_size.is_multiple_of(self.num_heads),
-                "hidden_size must be divisible by num_heads"
-            );
-        }
         Ok(())
     }
 
@@ -256,6 +310,38 @@ mod tests {
         assert_eq!(swiglu_inter(4.0, 64), 256);
         assert_eq!(swiglu_inter(4.0, 97), 512);
         assert_eq!(swiglu_inter(4.0, 512), 1536);
+    }
+
+    #[test]
+    fn validate_refuses_what_would_panic_or_exhaust_memory_later() {
+        let ok = TrmConfig::new();
+        ok.validate().unwrap();
+        type Break = fn(&mut TrmConfig);
+        let cases: [(&str, Break); 6] = [
+            ("hidden_size = 1000000000 is too large", |c| {
+                c.hidden_size = 1_000_000_000
+            }),
+            ("expansion must be in (0, 16]", |c| c.expansion = 0.0),
+            ("expansion must be in (0, 16]", |c| c.expansion = f64::NAN),
+            ("divisible by num_heads", |c| c.num_heads = 0),
+            ("takes no positional encoding", |c| {
+                c.mlp_t = true;
+                c.pos_encodings = PosEncoding::Rope;
+            }),
+            ("rope needs an even head size", |c| {
+                c.mlp_t = false;
+                c.pos_encodings = PosEncoding::Rope;
+                c.hidden_size = 18;
+                c.num_heads = 2;
+                c.puzzle_emb_ndim = 18;
+            }),
+        ];
+        for (message, break_it) in cases {
+            let mut c = ok.clone();
+            break_it(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(message), "{message}: {e}");
+        }
     }
 
     #[test]

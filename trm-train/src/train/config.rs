@@ -330,8 +330,26 @@ impl TrainConfig {
         self.trm()?;
         let t = &self.train;
         ensure!(
-            t.global_batch_size > 0,
-            "train.global_batch_size must be > 0"
+            (1..=65536).contains(&t.global_batch_size),
+            "train.global_batch_size must be in 1..=65536"
+        );
+        ensure!(
+            (1..=65536).contains(&t.eval_batch_size),
+            "train.eval_batch_size must be in 1..=65536"
+        );
+        for (key, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            ensure!((0.0..1.0).contains(&v), "{key} must be in [0, 1)");
+        }
+        for (key, v) in [
+            ("train.weight_decay", t.weight_decay),
+            ("train.puzzle_emb_weight_decay", t.puzzle_emb_weight_decay),
+            ("train.puzzle_emb_lr", t.puzzle_emb_lr),
+        ] {
+            ensure!(v.is_finite() && v >= 0.0, "{key} must be finite and >= 0");
+        }
+        ensure!(
+            t.lr_min_ratio.is_finite() && (0.0..=1.0).contains(&t.lr_min_ratio),
+            "train.lr_min_ratio must be in [0, 1]"
         );
         ensure!(t.steps > 0, "train.steps must be > 0");
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be > 0");
@@ -348,6 +366,17 @@ impl TrainConfig {
         let d = &self.data;
         ensure!(d.puzzles > 0, "data.puzzles must be > 0");
         ensure!(d.eval_puzzles > 0, "data.eval_puzzles must be > 0");
+        ensure!(
+            d.puzzles <= 10_000_000 && d.eval_puzzles <= 1_000_000,
+            "data.puzzles (at most 10,000,000) or data.eval_puzzles (at most 1,000,000) too large"
+        );
+        ensure!(
+            d.augmentations <= 10_000
+                && (d.puzzles as u64).saturating_mul(d.augmentations as u64 + 1) <= 200_000_000,
+            "data.augmentations = {} is too large: the training set (puzzles x (augmentations + \
+             1)) must stay within 200,000,000 examples",
+            d.augmentations
+        );
         if d.source == DataSource::File {
             ensure!(
                 !d.path.is_empty(),

@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -105,11 +105,20 @@ pub fn stop_signal() -> Option<i32> {
     Some(STOP_SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0)
 }
 
-/// Makes SIGINT (Ctrl-C) and SIGTERM stop [`train`] gracefully: the step under way finishes,
-/// the state is saved as a checkpoint, and `train` returns with [`StopReason::Interrupted`].
-/// A second signal of the same kind ends the process at once (the default action again).
-/// Without this (library use, tests) the signals keep their default action.
+/// Whether [`train`] should catch SIGINT and SIGTERM ([`stop_on_signals`]).
+static CATCH_SIGNALS: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT (Ctrl-C) and SIGTERM stop [`train`] gracefully once its data is ready: the
+/// step under way finishes, the state is saved as a checkpoint, and `train` returns with
+/// [`StopReason::Interrupted`]. Before that (generating or loading the data set, nothing to
+/// save yet) and after a first signal (the default action again) a signal ends the process
+/// at once. Without this (library use, tests) the signals keep their default action.
 pub fn stop_on_signals() {
+    CATCH_SIGNALS.store(true, Ordering::SeqCst);
+}
+
+/// Installs the handlers of [`stop_on_signals`].
+fn catch_signals() {
     extern "C" fn on_signal(signal: libc::c_int) {
         // Async-signal-safe: one atomic store.
         STOP_SIGNAL.store(signal, Ordering::SeqCst);
@@ -183,6 +192,9 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
         rayon::current_num_threads()
     ));
     let data = load_dataset(&cfg.data, &mut |s: &str| reporter.line(s))?;
+    if CATCH_SIGNALS.load(Ordering::SeqCst) {
+        catch_signals();
+    }
     let eval_n = match cfg.train.eval_size {
         0 => data.test.len(),
         n => n.min(data.test.len()),
