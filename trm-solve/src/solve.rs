@@ -26,8 +26,19 @@ pub struct ModelBytes {
 impl ModelBytes {
     /// Reads `path`; the error names the file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        // Models here are a few MB (the format allows up to 4 GiB); a larger input, or a
+        // device that never ends (`/dev/zero`), is refused after reading one byte past 1 GiB.
+        const MAX_MODEL: u64 = 1 << 30;
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_MODEL + 1).read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read model {}", path.display()))?;
+        anyhow::ensure!(
+            bytes.len() as u64 <= MAX_MODEL,
+            "{} is larger than 1 GiB: not a model file trm-solve runs",
+            path.display()
+        );
         let mut buf = vec![0u8; bytes.len() + 64];
         let offset = buf.as_ptr().align_offset(64).min(64);
         buf[offset..offset + bytes.len()].copy_from_slice(&bytes);

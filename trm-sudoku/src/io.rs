@@ -261,12 +261,17 @@ impl<R: Read> Iterator for Reader<R> {
     }
 }
 
-/// Sudoku-Extreme CSV when the first non-empty line is its header, otherwise a plain list.
+/// Sudoku-Extreme CSV when the first line that is neither empty nor a `#` comment is its
+/// header, otherwise a plain list.
 pub fn detect_format(head: &[u8]) -> Format {
     let header = EXTREME_HEADER.join(",");
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let head = head.trim_ascii_start();
-    if head.starts_with(header.as_bytes()) {
+    let first = head
+        .split(|&b| b == b'\n' || b == b'\r')
+        .map(<[u8]>::trim_ascii)
+        .find(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .unwrap_or(b"");
+    if first.starts_with(header.as_bytes()) {
         Format::Extreme
     } else {
         Format::Plain
@@ -493,6 +498,10 @@ mod tests {
         assert_eq!(lines, [2, 5]);
         let (format, recs) = read(&format!(
             "\nsource,question,answer,rating\n# c\nx,{P},{S},0\n"
+        ));
+        assert_eq!(format, Format::Extreme);
+        let (format, _) = read(&format!(
+            "# made by hand\nsource,question,answer,rating\nx,{P},{S},0\n"
         ));
         assert_eq!(format, Format::Extreme);
         let lines: Vec<u64> = recs.iter().map(|r| r.as_ref().unwrap().line).collect();

@@ -152,6 +152,9 @@ fn replace(
     written
 }
 
+/// Age after which a temporary file of a dead process is removed.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Distinguishes the writes of one process.
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
@@ -166,8 +169,10 @@ fn temporary_name(name: &std::ffi::OsStr, pid: u32) -> OsString {
     tmp
 }
 
-/// Removes `.NAME.PID-N.tmp` files in `dir` whose process no longer runs (left by a kill).
-/// Only where that can be known (Linux `/proc`); elsewhere they stay.
+/// Removes `.NAME.PID-N.tmp` files in `dir` whose process no longer runs (left by a kill)
+/// and that were last written more than [`STALE_AFTER`] ago (a writer on another machine or in
+/// another pid namespace looks dead here, but none writes one file for that long). Only where
+/// that can be known (Linux `/proc`); elsewhere they stay.
 fn remove_stale_temporaries(dir: &Path, name: &std::ffi::OsStr) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -192,7 +197,13 @@ fn remove_stale_temporaries(dir: &Path, name: &std::ffi::OsStr) {
         let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else {
             continue;
         };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -334,13 +345,19 @@ mod tests {
         // A pid above the kernel's maximum (4194304) never runs.
         let dead = dir.join(temporary_name(f.file_name().unwrap(), 4_194_305));
         let live = dir.join(temporary_name(f.file_name().unwrap(), 1));
+        let recent = dir.join(temporary_name(f.file_name().unwrap(), 4_194_306));
         let other = dir.join(".other.4194305-0.tmp");
-        for p in [&dead, &live, &other] {
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for p in [&dead, &live, &recent, &other] {
             fs::write(p, b"left over").unwrap();
+            if p != &recent {
+                let f = File::options().write(true).open(p).unwrap();
+                f.set_modified(hour_ago).unwrap();
+            }
         }
         write_bytes(&f, b"new").unwrap();
         assert!(!dead.exists());
-        assert!(live.exists() && other.exists());
+        assert!(live.exists() && recent.exists() && other.exists());
     }
 
     #[test]

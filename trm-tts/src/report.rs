@@ -166,12 +166,29 @@ pub fn csv(sets: &[SetSummary], ks: &[usize]) -> String {
 }
 
 /// Parses `outcomes.jsonl` text; errors name the line.
+///
+/// A last line without its newline that does not parse was cut by a kill during its write:
+/// it is dropped (that puzzle is measured again), with a note on stderr.
 pub fn parse_lines(text: &str) -> Result<Vec<PuzzleLine>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("outcomes line {}", i + 1)))
-        .collect()
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = !text.is_empty() && !text.ends_with('\n');
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(l) {
+            Ok(line) => out.push(line),
+            Err(_) if torn && i + 1 == lines.len() => {
+                eprintln!(
+                    "outcomes line {}: cut short by an interrupted write; measured again",
+                    i + 1
+                );
+            }
+            Err(e) => return Err(e).with_context(|| format!("outcomes line {}", i + 1)),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -219,5 +236,11 @@ mod tests {
             .map(|l| serde_json::to_string(l).unwrap() + "\n")
             .collect();
         assert_eq!(parse_lines(&text).unwrap(), lines);
+        // A kill during the last write leaves a torn line without its newline: dropped.
+        let torn = &text[..text.len() - 10];
+        assert_eq!(parse_lines(torn).unwrap(), lines[..lines.len() - 1]);
+        // A bad line that is not the last (or that has its newline) is still an error.
+        assert!(parse_lines(&format!("{}\n{text}", &text[..20])).is_err());
+        assert!(parse_lines(&format!("{torn}\n")).is_err());
     }
 }

@@ -37,18 +37,19 @@ pub struct EvalArgs {
     /// default: the run's held-out generated puzzles.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Largest supervision-step budget (default: the model's N_sup; more continues past it).
-    #[arg(long, value_name = "N")]
-    pub max_steps: Option<usize>,
+    /// Largest supervision-step budget (default: the model's N_sup; more continues past it),
+    /// at most 1024 (the report keeps one line per step)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_steps: Option<u16>,
     /// Evaluate at most this many puzzles (default: all).
     #[arg(long, value_name = "N")]
     pub count: Option<usize>,
     /// Weights to evaluate.
     #[arg(long, value_enum, default_value_t = Weights::Ema)]
     pub weights: Weights,
-    /// Puzzles per forward pass (default: the run's train.eval_batch_size).
-    #[arg(long, value_name = "N")]
-    pub batch: Option<usize>,
+    /// Puzzles per forward pass (default: the run's train.eval_batch_size), 1..=65536.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch: Option<u32>,
     /// Where the charts and `budget.json` go (default: DIR/eval).
     #[arg(long, value_name = "OUT")]
     pub out: Option<PathBuf>,
@@ -70,7 +71,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Weights::Ema => state.eval_model(),
         Weights::Raw => state.model.clone(),
     };
-    let batch = args.batch.unwrap_or(cfg.train.eval_batch_size).max(1);
+    let batch = args
+        .batch
+        .map_or(cfg.train.eval_batch_size, |b| b as usize)
+        .max(1);
     let (batches, count, name) = match &args.data {
         Some(path) => {
             let pairs = read_pairs(path, args.count)?;
@@ -87,7 +91,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         }
     };
     ensure!(count > 0, "no puzzles to evaluate");
-    let max_steps = args.max_steps.unwrap_or(model.config.halt_max_steps);
+    let max_steps = args
+        .max_steps
+        .map_or(model.config.halt_max_steps, usize::from);
     ensure!(max_steps >= 1, "--max-steps must be at least 1");
 
     eprintln!(

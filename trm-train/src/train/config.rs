@@ -389,6 +389,12 @@ impl TrainConfig {
             );
         }
         ensure!(!self.name.is_empty(), "name must not be empty");
+        ensure!(
+            !self.name.contains(['/', '\\']) && self.name != "." && self.name != "..",
+            "name {:?} must be a plain folder name (no / or \\, not . or ..): runs go to runs/<name>; \
+             use --out DIR for another place",
+            self.name
+        );
         Ok(())
     }
 
