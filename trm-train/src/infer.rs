@@ -14,7 +14,7 @@ use trm_edge::format::{
 use trm_edge::kernels::Weights;
 use trm_edge::kernels::f16::f16_to_f32;
 use trm_edge::runtime::StepOutput;
-use trm_edge::solver::{HaltPolicy, Solution, SolveOptions, StopReason, predict};
+use trm_edge::solver::{Solution, SolveOptions, predict};
 use trm_edge::sudoku::{CELLS, Grid, VOCAB_SIZE, check_answer, encode};
 
 use crate::model::{Batch, IGNORE_LABEL_ID, Mode, PosEncoding, Trm, TrmConfig};
@@ -169,14 +169,7 @@ pub fn solve_batch(model: &Trm, puzzles: &[Grid], opts: &SolveOptions) -> Result
             }
             let grid = predict(&logits[r * CELLS * VOCAB_SIZE..(r + 1) * CELLS * VOCAB_SIZE]);
             let valid = check_answer(&puzzles[r], &grid).is_ok();
-            let halt = q_halt[r] > 0.0;
-            let reason = match opts.policy {
-                HaltPolicy::Check | HaltPolicy::QCheck if valid => Some(StopReason::Solved),
-                HaltPolicy::Q | HaltPolicy::QCheck if halt => Some(StopReason::QHalt),
-                _ if steps >= opts.budget => Some(StopReason::Budget),
-                _ => None,
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = opts.policy.decide(valid, q_halt[r], steps, opts.budget) {
                 *slot = Some(Solution {
                     grid,
                     steps,
@@ -210,7 +203,7 @@ mod tests {
     use crate::export::pack_model;
     use rand::Rng;
     use trm_edge::format::DType;
-    use trm_edge::solver::Solver;
+    use trm_edge::solver::{HaltPolicy, Solver, StopReason};
 
     fn cpu() -> Device {
         #[allow(deprecated)]

@@ -49,7 +49,7 @@ use super::predict;
 use crate::format::Model;
 use crate::rng::SplitMix64;
 use crate::runtime::{RunError, take};
-use crate::sudoku::{CELLS, Grid, Symmetry, VOCAB_SIZE, check_answer, encode};
+use crate::sudoku::{CELLS, Grid, Symmetry, check_answer, encode};
 
 /// Where attempts `1..K` come from (attempt 0 is always the plain run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -419,18 +419,7 @@ impl<'m, 'a> AttemptSolver<'m, 'a> {
     /// vocabulary, or an arena shorter than the single solver's; [`AttemptSource::Mixed`]
     /// needs more, checked by [`AttemptSolver::solve`].
     pub fn new(model: &'m Model<'m>, arena: &'a mut [f32]) -> Result<Self, RunError> {
-        let cfg = model.config();
-        if cfg.seq_len != CELLS || cfg.vocab != VOCAB_SIZE {
-            return Err(RunError::NotSudoku);
-        }
-        let needed = super::Solver::arena_len(model);
-        if arena.len() < needed {
-            return Err(RunError::BufferSize {
-                buffer: "arena",
-                needed,
-                got: arena.len(),
-            });
-        }
+        super::check_workspace(model, arena, super::Solver::arena_len(model))?;
         Ok(Self { model, arena })
     }
 

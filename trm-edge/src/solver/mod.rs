@@ -23,6 +23,26 @@ pub enum HaltPolicy {
     QCheck,
 }
 
+impl HaltPolicy {
+    /// The one halting decision after supervision step `steps` of a run with `budget` steps:
+    /// `valid`: the predicted grid passes the Sudoku check, `q_halt`: the Q head's logit.
+    /// A valid answer outranks `q_halt > 0`, and both outrank the budget. `None`: go on.
+    pub fn decide(
+        self,
+        valid: bool,
+        q_halt: f32,
+        steps: usize,
+        budget: usize,
+    ) -> Option<StopReason> {
+        match self {
+            HaltPolicy::Check | HaltPolicy::QCheck if valid => Some(StopReason::Solved),
+            HaltPolicy::Q | HaltPolicy::QCheck if q_halt > 0.0 => Some(StopReason::QHalt),
+            _ if steps >= budget => Some(StopReason::Budget),
+            _ => None,
+        }
+    }
+}
+
 /// Why [`Solver::solve`] stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -88,18 +108,7 @@ impl<'m, 'a> Solver<'m, 'a> {
     /// A solver on `arena` (at least [`Solver::arena_len`] elements). Fails for models that
     /// do not read 81 cells with the 11-token vocabulary.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [f32]) -> Result<Self, RunError> {
-        let cfg = model.config();
-        if cfg.seq_len != CELLS || cfg.vocab != VOCAB_SIZE {
-            return Err(RunError::NotSudoku);
-        }
-        let needed = Self::arena_len(model);
-        if arena.len() < needed {
-            return Err(RunError::BufferSize {
-                buffer: "arena",
-                needed,
-                got: arena.len(),
-            });
-        }
+        check_workspace(model, arena, Self::arena_len(model))?;
         Ok(Self { model, arena })
     }
 
@@ -123,14 +132,7 @@ impl<'m, 'a> Solver<'m, 'a> {
             steps += 1;
             let grid = predict(logits);
             let valid = check_answer(puzzle, &grid).is_ok();
-            let halt = q.q_halt > 0.0;
-            let reason = match opts.policy {
-                HaltPolicy::Check | HaltPolicy::QCheck if valid => Some(StopReason::Solved),
-                HaltPolicy::Q | HaltPolicy::QCheck if halt => Some(StopReason::QHalt),
-                _ if steps >= opts.budget => Some(StopReason::Budget),
-                _ => None,
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = opts.policy.decide(valid, q.q_halt, steps, opts.budget) {
                 return Ok(Solution {
                     grid,
                     steps,
@@ -141,6 +143,27 @@ impl<'m, 'a> Solver<'m, 'a> {
             }
         }
     }
+}
+
+/// The checks every solver makes on its model and caller-owned arena: a Sudoku model (81
+/// cells, the Sudoku vocabulary) and an arena of at least `needed` values.
+pub(crate) fn check_workspace(
+    model: &Model<'_>,
+    arena: &[f32],
+    needed: usize,
+) -> Result<(), RunError> {
+    let cfg = model.config();
+    if cfg.seq_len != CELLS || cfg.vocab != VOCAB_SIZE {
+        return Err(RunError::NotSudoku);
+    }
+    if arena.len() < needed {
+        return Err(RunError::BufferSize {
+            buffer: "arena",
+            needed,
+            got: arena.len(),
+        });
+    }
+    Ok(())
 }
 
 /// The grid predicted by `logits` `[81, 11]`: per cell the argmax token `t`, digit `t − 1`
