@@ -3,45 +3,13 @@
 //! plus the single run given the same steps.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 
 use crate::BASELINE;
 use crate::report::SetSummary;
 use trm_edge::solver::attempts::{AttemptSource, Selection};
-
-/// Usual places of a TrueType font (as `trm-train`'s plots; `TRM_PLOT_FONT` first).
-const FONTS: [&str; 5] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-];
-
-/// Registers a font as `sans-serif` once; false when none was found (charts without text).
-fn font_found() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let env = std::env::var("TRM_PLOT_FONT").ok();
-        let found = env
-            .iter()
-            .map(String::as_str)
-            .chain(FONTS)
-            .filter_map(|p| std::fs::read(p).ok())
-            .any(|bytes| {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-            });
-        if !found {
-            eprintln!("note: no TrueType font found (TRM_PLOT_FONT=file.ttf): chart without text");
-        }
-        found
-    })
-}
 
 const COLORS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
@@ -88,7 +56,7 @@ fn panel(
     rule: &str,
     y_max: f64,
 ) -> Res {
-    let text = font_found();
+    let text = trm_plot::font_found();
     let mut series: Vec<(String, Vec<(f64, f64)>)> = AttemptSource::NAMES
         .iter()
         .map(|s| (s.to_string(), points(set, &format!("{s}/{rule}"))))

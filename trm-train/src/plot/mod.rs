@@ -4,15 +4,13 @@
 //! or Liberation Sans in the usual places); without one the charts are drawn without text
 //! and [`font_found`] says so.
 
-mod font;
-
 use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-pub use font::font_found;
+pub use trm_plot::font_found;
 
 /// One line of a chart: a legend label and its points `(x, y)`.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,4 +1,8 @@
-//! Finding and registering a TrueType font for chart text.
+//! `trm-plot`: what every PNG chart of the project shares (trm-train's learning curves and
+//! budget charts, trm-tts's accuracy-vs-compute charts): finding and registering a TrueType
+//! font for chart text, once per process.
+
+#![deny(missing_docs)]
 
 use std::sync::OnceLock;
 
