@@ -4,7 +4,7 @@
 use trm_edge::sudoku::{Grid, check_answer};
 use trm_sudoku::io::{Format, Reader};
 use trm_sudoku::solver::solve;
-use trm_train::paths::require_sudoku_data;
+use trm_testkit::require_sudoku_data;
 
 const SETS: [(&str, usize); 7] = [
     ("17clue.txt", 49_158),

@@ -24,35 +24,9 @@ const TOL_EMBED: f32 = 1e-6;
 /// step (`tol.f32_vs_f64_maxabs.chained_logits`), relative as above.
 const CHAINED_FACTOR: f32 = 4.0;
 
-fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("TRM_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/reference"),
-    }
-}
-
 /// Every fixture file; empty after a message when absent locally, a failure under `CI=true`.
 fn fixtures() -> Vec<PathBuf> {
-    let dir = fixtures_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    if files.is_empty() {
-        let msg = format!(
-            "no *.safetensors parity fixtures in {} (set TRM_FIXTURES)",
-            dir.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    files
+    trm_testkit::fixture_files()
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {

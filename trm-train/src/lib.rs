@@ -17,7 +17,6 @@ pub mod dataset;
 pub mod export;
 pub mod infer;
 pub mod model;
-pub mod paths;
 pub mod plot;
 pub mod progress;
 pub mod stats;

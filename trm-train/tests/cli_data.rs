@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use trm_train::paths::require_sudoku_data;
+use trm_testkit::require_sudoku_data;
 
 fn trm_train(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trm-train"))

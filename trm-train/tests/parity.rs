@@ -18,7 +18,6 @@ use trm_train::model::{
     AdamAtan2, AdamAtan2Config, Batch, Carry, GradSource, InnerCarry, Metrics, Mode,
     SafetensorsFile, SignSgdConfig, Trm, TrmConfig, act_loss, sign_sgd_step,
 };
-use trm_train::paths::{fixtures_dir, missing_input};
 
 /// `debug.*` intermediates of step 1 (README §7: "they match to ~1e-6").
 const TOL_DEBUG: f64 = 1e-5;
@@ -52,22 +51,7 @@ const TOL_ROPE: f64 = 1e-5;
 
 /// All fixture files; empty (after a message) when absent locally, a failure under `CI=true`.
 fn fixtures() -> Vec<PathBuf> {
-    let dir = fixtures_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    if files.is_empty() {
-        missing_input(&format!(
-            "no *.safetensors parity fixtures in {} (set TRM_FIXTURES)",
-            dir.display()
-        ));
-    }
-    files
+    trm_testkit::fixture_files()
 }
 
 #[allow(deprecated)]

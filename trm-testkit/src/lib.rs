@@ -1,4 +1,8 @@
-//! Where the project's shared reference material lives.
+//! `trm-testkit`: what the project's test suites share (a dev-dependency only): where the
+//! shared reference material lives, and the one rule for absent inputs: outside CI a test
+//! whose input is missing says `SKIPPED: ...` and passes; under `CI=true` it fails.
+
+#![deny(missing_docs)]
 
 use std::path::PathBuf;
 
@@ -40,4 +44,25 @@ pub fn missing_input(msg: &str) {
         panic!("{msg}");
     }
     eprintln!("SKIPPED: {msg}");
+}
+
+/// Every `*.safetensors` parity fixture in [`fixtures_dir`], sorted; empty after
+/// [`missing_input`] when there are none.
+pub fn fixture_files() -> Vec<PathBuf> {
+    let dir = fixtures_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        missing_input(&format!(
+            "no *.safetensors parity fixtures in {} (set TRM_FIXTURES)",
+            dir.display()
+        ));
+    }
+    files
 }
