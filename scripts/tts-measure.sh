@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test-time scaling (issue 9): exact accuracy vs total supervision steps per puzzle for every
+# Test-time scaling: exact accuracy vs total supervision steps per puzzle for every
 # attempt source (aug, noise, steps, mixed) and selection rule (check, q, vote) at K = 1, 2, 4,
 # 8, 16 attempts, against the single run given the same steps, on top1465, forum_hardest_1106
 # and kaggle3m Expert (lines 4001-5000 of kaggle3m_rated_5000.txt).

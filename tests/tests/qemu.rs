@@ -287,7 +287,7 @@ fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy
 }
 
 /// The reply host trm-edge gives for `puzzle` with `attempts` runs of `budget` steps (test-time
-/// scaling, issue 9), at most `total` steps, without the `cycles=` field.
+/// scaling), at most `total` steps, without the `cycles=` field.
 fn host_attempts_reply(
     model: &Model<'_>,
     puzzle: &str,
@@ -363,7 +363,7 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
     input.extend([b'1'; 300]);
     input.push(b'\n');
     expected.push(None);
-    // Test-time scaling on the board (issue 9): attempts, sources, selections, total budget.
+    // Test-time scaling on the board: attempts, sources, selections, total budget.
     for (cmd, ack, setting, puzzles) in [
         (
             "attempts 3 aug check",
