@@ -11,9 +11,8 @@
 //!
 //! `cargo run --release -p trm-tests --example bench_models -- OUT_DIR`
 
-use trm_edge::format::{
-    DType, ModelConfig, PosEncoding, Variant, pack_to_vec, required_tensors, swiglu_inter,
-};
+use trm_edge::format::{DType, ModelConfig, PosEncoding, Variant, swiglu_inter};
+use trm_testkit::models;
 
 fn config(hidden: usize, p: usize, h_cycles: usize, l_cycles: usize) -> ModelConfig {
     ModelConfig {
@@ -46,29 +45,13 @@ fn main() {
         ("h64", config(64, 16, 3, 6)),
         ("h128", config(128, 1, 2, 2)),
     ] {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let owned: Vec<_> = required_tensors(&cfg)
-            .map(|id| {
-                let shape = id.kind.shape(&cfg);
-                let scale = 1.7 / (shape[1] as f32).sqrt();
-                let data: Vec<f32> = (0..shape[0] * shape[1])
-                    .map(|_| {
-                        state ^= state >> 12;
-                        state ^= state << 25;
-                        state ^= state >> 27;
-                        let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-                        (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
-                    })
-                    .collect();
-                (id, shape, data)
-            })
-            .collect();
         for (dname, dtype) in [
             ("f32", DType::F32),
             ("f16", DType::F16),
             ("int8", DType::I8),
         ] {
-            let bytes = pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec");
+            // Seed 1: the xorshift state 0x9E37_79B9_7F4A_7C15, the same weights for each dtype.
+            let bytes = models::random_model(&cfg, 1, dtype, None);
             let path = out.join(format!("bench-{name}-{dname}.trm"));
             std::fs::write(&path, &bytes).expect("write model");
             println!("{} ({} bytes)", path.display(), bytes.len());

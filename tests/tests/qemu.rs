@@ -18,15 +18,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
-    required_tensors,
-};
+use trm_edge::format::{DType, Model, ModelConfig};
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{Grid, find_conflict, parse};
+use trm_testkit::models::{self, small_config};
 
 const TARGET: &str = "thumbv7em-none-eabihf";
 const TARGET_M33: &str = "thumbv8m.main-none-eabihf";
@@ -186,78 +184,14 @@ fn run_qemu(elf: &Path, input: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// A TRM-MLP Sudoku configuration with hidden size 16.
-fn small_config() -> ModelConfig {
-    ModelConfig {
-        variant: Variant::MlpT,
-        pos_encoding: PosEncoding::None,
-        hidden: 16,
-        mlp_inter: 32,
-        mlp_t_inter: 32,
-        layers: 2,
-        h_cycles: 2,
-        l_cycles: 2,
-        halt_max_steps: 4,
-        seq_len: 81,
-        puzzle_emb_len: 1,
-        puzzle_emb_ndim: 16,
-        num_puzzle_ids: 1,
-        vocab: 11,
-        num_heads: 2,
-        head_dim: 8,
-        rms_eps: 1e-5,
-        rope_theta: 10000.0,
-        expansion: 4.0,
-    }
-}
-
-/// Packs `f(id, shape)` for every tensor of `cfg`, matrices stored as `dtype`.
-fn pack(
-    cfg: &ModelConfig,
-    dtype: DType,
-    mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>,
-) -> Vec<u8> {
-    let owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = required_tensors(cfg)
-        .map(|id| {
-            let shape = id.kind.shape(cfg);
-            (id, shape, f(id, shape))
-        })
-        .collect();
-    pack_to_vec(cfg, dtype, &owned).expect("pack_to_vec")
-}
-
 /// Random weights (xorshift from `seed`) scaled by `1.7/√cols`; `q_bias` on the Q-head.
 fn random_model(cfg: &ModelConfig, seed: u64, dtype: DType, q_bias: f32) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    pack(cfg, dtype, |id, shape| {
-        if id.kind == TensorKind::QHeadBias {
-            return vec![q_bias, -q_bias];
-        }
-        let scale = 1.7 / (shape[1] as f32).sqrt();
-        (0..shape[0] * shape[1])
-            .map(|_| {
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-                (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
-            })
-            .collect()
-    })
+    models::random_model(cfg, seed, dtype, Some(q_bias))
 }
 
-/// A model that answers its input (one-hot embeddings, identity LM head, zero blocks): a
-/// full grid comes back solved at step 1.
+/// A model that answers its input: a full grid comes back solved at step 1.
 fn echo_model() -> Vec<u8> {
-    pack(&small_config(), DType::F32, |id, shape| {
-        let mut v = vec![0f32; shape[0] * shape[1]];
-        if matches!(id.kind, TensorKind::Embed | TensorKind::LmHead) {
-            for t in 0..shape[0] {
-                v[t * shape[1] + t] = 1.0;
-            }
-        }
-        v
-    })
+    models::echo_model(&small_config(), 0.0)
 }
 
 /// The reply host trm-edge (scalar kernels) gives for `puzzle`, without the `cycles=` field.

@@ -4,6 +4,9 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "models")]
+pub mod models;
+
 use std::path::PathBuf;
 
 /// The folder of public evaluation sets: `$TRM_DATA`, else `../shared/data/sudoku` beside

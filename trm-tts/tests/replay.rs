@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorKind, Variant, pack_to_vec, required_tensors,
-};
+use trm_edge::format::{DType, Model, ModelConfig};
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::parse;
+use trm_testkit::models;
 use trm_tts::{BASELINE, is_exact, mixed_records, outcomes, replay, run_sources};
 
 const PUZZLE: &str =
@@ -17,60 +16,23 @@ const PUZZLE: &str =
 const SOLUTION: &str =
     "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
 
+/// The small test configuration with one L-cycle and three supervision steps.
 fn config() -> ModelConfig {
     ModelConfig {
-        variant: Variant::MlpT,
-        pos_encoding: PosEncoding::None,
-        hidden: 16,
-        mlp_inter: 32,
-        mlp_t_inter: 32,
-        layers: 2,
-        h_cycles: 2,
         l_cycles: 1,
         halt_max_steps: 3,
-        seq_len: 81,
-        puzzle_emb_len: 1,
-        puzzle_emb_ndim: 16,
-        num_puzzle_ids: 1,
-        vocab: 11,
-        num_heads: 2,
-        head_dim: 8,
-        rms_eps: 1e-5,
-        rope_theta: 10000.0,
-        expansion: 4.0,
+        ..models::small_config()
     }
 }
 
 /// Random weights (xorshift from `seed`); `echo` instead answers the input (one-hot
 /// embeddings, identity LM head, zero blocks): solved grids come back valid.
 fn model(seed: u64, echo: bool) -> Vec<u8> {
-    let cfg = config();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let owned: Vec<_> = required_tensors(&cfg)
-        .map(|id| {
-            let shape = id.kind.shape(&cfg);
-            let scale = 1.7 / (shape[1] as f32).sqrt();
-            let mut v: Vec<f32> = (0..shape[0] * shape[1])
-                .map(|_| {
-                    state ^= state >> 12;
-                    state ^= state << 25;
-                    state ^= state >> 27;
-                    let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-                    (r as f32 / (1u64 << 23) as f32 - 1.0) * scale
-                })
-                .collect();
-            if echo {
-                v.iter_mut().for_each(|x| *x = 0.0);
-                if matches!(id.kind, TensorKind::Embed | TensorKind::LmHead) {
-                    for t in 0..shape[0] {
-                        v[t * shape[1] + t] = 1.0;
-                    }
-                }
-            }
-            (id, shape, v)
-        })
-        .collect();
-    pack_to_vec(&cfg, DType::F32, &owned).unwrap()
+    if echo {
+        models::echo_model(&config(), 0.0)
+    } else {
+        models::random_model(&config(), seed, DType::F32, None)
+    }
 }
 
 #[test]

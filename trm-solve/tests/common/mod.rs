@@ -7,9 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use trm_edge::format::{
-    DType, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec, required_tensors,
-};
+use trm_edge::format::{DType, ModelConfig};
+use trm_testkit::models;
 
 /// Five Sudoku puzzles with their solutions (`kaggle3m_rated_5000.txt`).
 pub const PAIRS: [(&str, &str); 5] = [
@@ -37,27 +36,7 @@ pub const PAIRS: [(&str, &str); 5] = [
 
 /// A TRM-MLP Sudoku configuration with hidden size 16 (4 supervision steps).
 pub fn config() -> ModelConfig {
-    ModelConfig {
-        variant: Variant::MlpT,
-        pos_encoding: PosEncoding::None,
-        hidden: 16,
-        mlp_inter: 32,
-        mlp_t_inter: 32,
-        layers: 2,
-        h_cycles: 2,
-        l_cycles: 2,
-        halt_max_steps: 4,
-        seq_len: 81,
-        puzzle_emb_len: 1,
-        puzzle_emb_ndim: 16,
-        num_puzzle_ids: 1,
-        vocab: 11,
-        num_heads: 2,
-        head_dim: 8,
-        rms_eps: 1e-5,
-        rope_theta: 10000.0,
-        expansion: 4.0,
-    }
+    models::small_config()
 }
 
 /// [`config`] with the SwiGLU widths the official formula gives (256 and 256), as the burn
@@ -70,22 +49,6 @@ pub fn official_config() -> ModelConfig {
     }
 }
 
-/// Packs `f(id, shape)` values for every tensor of `cfg`, matrices stored as `dtype`.
-fn pack(
-    cfg: &ModelConfig,
-    dtype: DType,
-    mut f: impl FnMut(TensorId, [usize; 2]) -> Vec<f32>,
-) -> Vec<u8> {
-    let cfg = *cfg;
-    let owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = required_tensors(&cfg)
-        .map(|id| {
-            let shape = id.kind.shape(&cfg);
-            (id, shape, f(id, shape))
-        })
-        .collect();
-    pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec")
-}
-
 /// A model of [`config`] with random weights (xorshift from `seed`); its answers are noise.
 pub fn random_model(seed: u64, dtype: DType) -> Vec<u8> {
     random_model_with(&config(), seed, dtype)
@@ -93,43 +56,17 @@ pub fn random_model(seed: u64, dtype: DType) -> Vec<u8> {
 
 /// [`random_model`] with configuration `cfg`.
 pub fn random_model_with(cfg: &ModelConfig, seed: u64, dtype: DType) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    pack(cfg, dtype, |_, shape| {
-        let scale = 1.7 / (shape[1] as f32).sqrt();
-        (0..shape[0] * shape[1])
-            .map(|_| {
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-                (v as f32 / (1u64 << 23) as f32 - 1.0) * scale
-            })
-            .collect()
-    })
+    models::random_model(cfg, seed, dtype, None)
 }
 
-/// A model that answers its input: one-hot embeddings, identity LM head, zero blocks (each
-/// cell's state stays a positive multiple of its token's one-hot vector). A full grid comes
-/// back solved; blanks stay blank. `q_halt` is `q_bias` on every step.
+/// A model that answers its input ([`models::echo_model`]); `q_halt` is `q_bias`.
 pub fn echo_model(q_bias: f32) -> Vec<u8> {
     echo_model_with(&config(), q_bias)
 }
 
 /// [`echo_model`] with configuration `cfg`.
 pub fn echo_model_with(cfg: &ModelConfig, q_bias: f32) -> Vec<u8> {
-    pack(cfg, DType::F32, |id, shape| {
-        let mut v = vec![0f32; shape[0] * shape[1]];
-        match id.kind {
-            TensorKind::Embed | TensorKind::LmHead => {
-                for t in 0..shape[0] {
-                    v[t * shape[1] + t] = 1.0;
-                }
-            }
-            TensorKind::QHeadBias => v = vec![q_bias, -q_bias],
-            _ => {}
-        }
-        v
-    })
+    models::echo_model(cfg, q_bias)
 }
 
 /// A fresh temporary directory for one test.
