@@ -20,10 +20,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use trm_edge::format::{
-    DType, Model, ModelConfig, PosEncoding, TensorId, TensorKind, Variant, pack_to_vec,
-    swiglu_inter,
-};
+use trm_edge::format::{DType, Model, Variant, official};
 use trm_edge::solver::Solver;
 use trm_edge::solver::attempts::{AttemptSolver, AttemptSource};
 
@@ -268,102 +265,8 @@ fn select_model(root: &Path) -> (String, Vec<u8>) {
     });
     (
         format!("{} (official reference weights, int8)", fixture.display()),
-        pack_official(&raw, DType::I8),
+        official::pack_official(&raw, DType::I8)
+            .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()))
+            .1,
     )
-}
-
-/// Packs the `model.inner.*` weights of an official-layout safetensors fixture (config in its
-/// `config` metadata) into a model file with matrices stored as `dtype`.
-fn pack_official(raw: &[u8], dtype: DType) -> Vec<u8> {
-    let header_len = u64::from_le_bytes(raw[..8].try_into().expect("safetensors header")) as usize;
-    let header: serde_json::Value =
-        serde_json::from_slice(&raw[8..8 + header_len]).expect("safetensors JSON header");
-    let data = &raw[8 + header_len..];
-    let meta = header["__metadata__"]["config"]
-        .as_str()
-        .expect("fixture metadata `config`");
-    let cfg = official_config(&serde_json::from_str(meta).expect("config JSON"));
-    let mut owned: Vec<(TensorId, [usize; 2], Vec<f32>)> = Vec::new();
-    for (name, entry) in header.as_object().expect("header object") {
-        let id = match name.as_str() {
-            "aux.rope.cos" => TensorId::global(TensorKind::RopeCos),
-            "aux.rope.sin" => TensorId::global(TensorKind::RopeSin),
-            n if n.starts_with("model.inner.") => match TensorId::from_official_name(n) {
-                Some(id) => id,
-                None => continue,
-            },
-            _ => continue,
-        };
-        assert_eq!(entry["dtype"], "F32", "{name}: only F32 tensors are packed");
-        let shape: Vec<usize> = entry["shape"]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|v| v.as_u64().expect("dim") as usize)
-            .collect();
-        let shape = match shape[..] {
-            [n] => [n, 1],
-            [r, c] => [r, c],
-            _ => panic!("{name}: shape {shape:?}"),
-        };
-        let off = entry["data_offsets"].as_array().expect("data_offsets");
-        let (a, b) = (
-            off[0].as_u64().expect("offset") as usize,
-            off[1].as_u64().expect("offset") as usize,
-        );
-        let values = data[a..b]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        owned.push((id, shape, values));
-    }
-    pack_to_vec(&cfg, dtype, &owned).expect("pack_to_vec")
-}
-
-/// The model configuration of an official config JSON (as the parity tests read it).
-fn official_config(v: &serde_json::Value) -> ModelConfig {
-    let u = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("config {k}")) as usize;
-    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("config {k}"));
-    let hidden = u("hidden_size");
-    let ndim = u("puzzle_emb_ndim");
-    let p = match u("puzzle_emb_len") {
-        0 => ndim.div_ceil(hidden),
-        p => p,
-    };
-    let mlp_t = v["mlp_t"].as_bool().unwrap_or(false);
-    let expansion = f("expansion");
-    let seq_len = u("seq_len");
-    let num_heads = u("num_heads");
-    ModelConfig {
-        variant: if mlp_t {
-            Variant::MlpT
-        } else {
-            Variant::Attention
-        },
-        pos_encoding: match v["pos_encodings"].as_str() {
-            Some("rope") => PosEncoding::Rope,
-            _ => PosEncoding::None,
-        },
-        hidden,
-        mlp_inter: swiglu_inter(expansion, hidden),
-        mlp_t_inter: if mlp_t {
-            swiglu_inter(expansion, p + seq_len)
-        } else {
-            0
-        },
-        layers: u("L_layers"),
-        h_cycles: u("H_cycles"),
-        l_cycles: u("L_cycles"),
-        halt_max_steps: u("halt_max_steps"),
-        seq_len,
-        puzzle_emb_len: p,
-        puzzle_emb_ndim: ndim,
-        num_puzzle_ids: u("num_puzzle_identifiers"),
-        vocab: u("vocab_size"),
-        num_heads,
-        head_dim: hidden / num_heads,
-        rms_eps: f("rms_norm_eps") as f32,
-        rope_theta: f("rope_theta") as f32,
-        expansion: expansion as f32,
-    }
 }
