@@ -2,17 +2,18 @@
 # Evaluates the shipped models (models/sudoku-{f32,f16,int8}.trm) with trm-solve on every public
 # set in ../shared/data/sudoku and on a freshly generated held-out set, at budget 16:
 # the int8 file with every halting policy, f32 and f16 with `full` (the dtype differences).
-# Writes models/eval/results.csv and models/eval/table.md (the table in models/README.md).
+# Writes results/shipped-model/results.csv and table.md (the table in models/README.md).
 #
 #   scripts/eval-models.sh [LIMIT]     # LIMIT: puzzles per set at most (default 1000)
 #
-# Environment: TRM_DATA (default ../shared/data/sudoku), MODELS (default models), THREADS.
+# Environment: TRM_DATA (default ../shared/data/sudoku), MODELS (default models),
+# RESULTS (default results/shipped-model), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=${1:-1000}
 data=${TRM_DATA:-../shared/data/sudoku}
 models=${MODELS:-models}
-out=$models/eval
+out=${RESULTS:-results/shipped-model}
 mkdir -p "$out/sets"
 cargo build --release -q -p trm-solve -p trm-train
 solve=target/release/trm-solve

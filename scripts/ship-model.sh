@@ -2,7 +2,8 @@
 # Ships a training run as the project's default model: exports the EMA weights of RUN_DIR
 # (default runs/sudoku-edge) as models/sudoku-{f32,f16,int8}.trm, writes its checkpoint in
 # compact form to models/checkpoint/ (`trm-train compact`: weights and EMA exact, Adam moments
-# in bf16, no ACT carry; about 6 MB instead of 14 at hidden 128), draws the charts and writes
+# in bf16, no ACT carry; about 6 MB instead of 14 at hidden 128), draws the charts into
+# results/shipped-model/plots/ and writes
 # models/PROVENANCE.md.
 #
 #   scripts/ship-model.sh [RUN_DIR]
@@ -17,10 +18,11 @@ cd "$(dirname "$0")/.."
 weights=${WEIGHTS:-ema}
 run=${1:-runs/sudoku-edge}
 out=${MODELS:-models}
+results=${RESULTS:-results/shipped-model}
 cargo build --release -q -p trm-train
 train=target/release/trm-train
 
-mkdir -p "$out/checkpoint" "$out/plots"
+mkdir -p "$out/checkpoint" "$results/plots"
 # One consistent snapshot of the run directory.
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
@@ -41,8 +43,8 @@ if [ -f "$run.log" ]; then cp "$run.log" "$out/checkpoint/train.log"; fi
 # 24 steps), and the learning curves.
 "$train" eval --checkpoint "$snap" --weights "$weights" --max-steps 24 --count "${EVAL_COUNT:-500}" --out "$snap/eval" 2>&1 \
   | tee "$snap/eval.txt"
-cp "$snap/eval/budget.png" "$snap/eval/budget.json" "$snap/eval/learning_curves.png" "$out/plots/"
-cp "$snap/eval.txt" "$out/plots/budget.txt"
+cp "$snap/eval/budget.png" "$snap/eval/budget.json" "$snap/eval/learning_curves.png" "$results/plots/"
+cp "$snap/eval.txt" "$results/plots/budget.txt"
 
 # The checkpoint's step (as `eval` read it): metrics.jsonl may already hold a later line, logged
 # after the last checkpoint.

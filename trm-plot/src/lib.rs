@@ -1,5 +1,5 @@
 //! `trm-plot`: what every PNG chart of the project shares (trm-train's learning curves and
-//! budget charts, trm-tts's accuracy-vs-compute charts): finding and registering a TrueType
+//! budget charts, trm-scaling's accuracy-vs-compute charts): finding and registering a TrueType
 //! font for chart text, once per process.
 
 #![deny(missing_docs)]

@@ -9,7 +9,7 @@ use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource, S
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::parse;
 use trm_testkit::models;
-use trm_tts::{BASELINE, is_exact, mixed_records, outcomes, replay, run_sources};
+use trm_scaling::{BASELINE, is_exact, mixed_records, outcomes, replay, run_sources};
 
 const PUZZLE: &str =
     "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
@@ -99,8 +99,8 @@ fn replay_equals_the_live_solver() {
     }
 }
 
-fn tts() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trm-tts"))
+fn scaling() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trm-scaling"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -109,7 +109,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn sweep_report_and_resume() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tts_sweep");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaling_sweep");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let m = dir.join("echo.trm");
@@ -120,7 +120,7 @@ fn sweep_report_and_resume() {
     std::fs::write(&data, lines).unwrap();
     let out = dir.join("out");
     let sweep = |extra: &[&str]| {
-        tts()
+        scaling()
             .args(["sweep", "--model", m.to_str().unwrap(), "--ks", "1,2"])
             .arg("--set")
             .arg(format!("a={}:1-4", data.display()))
@@ -172,7 +172,7 @@ fn sweep_report_and_resume() {
         "{}",
         text(&other.stderr)
     );
-    let r = tts()
+    let r = scaling()
         .args(["report", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

@@ -13,7 +13,7 @@
 //! - the single run with `K · N` steps is the end of segment `K` of the `Steps` run
 //!   (`baseline/full`); with the check halting policy it is `steps/check`.
 
-pub mod data;
+pub mod sets;
 pub mod plot;
 pub mod report;
 

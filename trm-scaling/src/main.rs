@@ -1,9 +1,9 @@
-//! `trm-tts`: measures test-time scaling of a packed model (accuracy vs total compute).
+//! `trm-scaling`: measures test-time scaling of a packed model (accuracy vs total compute).
 //!
-//! `trm-tts sweep --model M --set NAME=FILE[:FROM-TO] ... --out DIR` runs every puzzle
+//! `trm-scaling sweep --model M --set NAME=FILE[:FROM-TO] ... --out DIR` runs every puzzle
 //! (rayon across puzzles), appends one JSON line per puzzle to `DIR/outcomes.jsonl` (an
 //! interrupted sweep resumes where it stopped) and ends with `report`;
-//! `trm-tts report --out DIR` writes `DIR/table.md`, `DIR/results.csv` and
+//! `trm-scaling report --out DIR` writes `DIR/table.md`, `DIR/results.csv` and
 //! `DIR/accuracy_vs_compute.png` from the outcomes.
 
 use std::fs::{self, OpenOptions};
@@ -21,9 +21,9 @@ use trm_edge::format::Model;
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
-use trm_tts::data::{SetSpec, read_items, subsample};
-use trm_tts::report::{PuzzleLine, csv, markdown, parse_lines, summarize};
-use trm_tts::{outcomes, plot, run_sources};
+use trm_scaling::sets::{SetSpec, read_items, subsample};
+use trm_scaling::report::{PuzzleLine, csv, markdown, parse_lines, summarize};
+use trm_scaling::{outcomes, plot, run_sources};
 
 /// Test-time scaling measurements: exact accuracy vs total supervision steps per puzzle for
 /// every attempt source (aug, noise, steps, mixed) and selection rule (check, q, vote), and the

@@ -6,19 +6,19 @@
 # Writes OUT/table.md, OUT/results.csv, OUT/accuracy_vs_compute.png, OUT/sweep.json and
 # OUT/outcomes.jsonl (one line per puzzle; an interrupted run resumes where it stopped).
 #
-#   scripts/tts-measure.sh [COUNT]     # COUNT: puzzles per set, spread evenly (default: all)
+#   scripts/scaling-measure.sh [COUNT]     # COUNT: puzzles per set, spread evenly (default: all)
 #
 # Per-set sizes override COUNT: N_TOP1465, N_FORUM, N_EXPERT.
 # Environment: MODEL (default models/sudoku-int8.trm), TRM_DATA (default ../shared/data/sudoku),
-# OUT (default target/tts), THREADS (default 0 = all cores), KS (default 1,2,4,8,16),
+# OUT (default target/scaling), THREADS (default 0 = all cores), KS (default 1,2,4,8,16),
 # SEED (default 0), NOISE (default 0.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-}
 model=${MODEL:-models/sudoku-int8.trm}
 data=${TRM_DATA:-../shared/data/sudoku}
-out=${OUT:-target/tts}
-cargo build --release -q -p trm-tts
+out=${OUT:-target/scaling}
+cargo build --release -q -p trm-scaling
 args=(sweep --model "$model" --out "$out" --threads "${THREADS:-0}" --ks "${KS:-1,2,4,8,16}"
   --seed "${SEED:-0}" --noise "${NOISE:-0.5}"
   --set "top1465=$data/top1465.txt${N_TOP1465:+@$N_TOP1465}"
@@ -27,4 +27,4 @@ args=(sweep --model "$model" --out "$out" --threads "${THREADS:-0}" --ks "${KS:-
 if [ -n "$count" ]; then
   args+=(--count "$count")
 fi
-target/release/trm-tts "${args[@]}"
+target/release/trm-scaling "${args[@]}"
