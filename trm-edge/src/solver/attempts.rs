@@ -44,8 +44,9 @@
 //! and every rule (as `trm-tts` does) and get exactly what the solver would return.
 
 use core::fmt;
+use core::ops::ControlFlow;
 
-use super::predict;
+use super::{StepView, predict};
 use crate::format::Model;
 use crate::rng::SplitMix64;
 use crate::runtime::{RunError, take};
@@ -439,6 +440,21 @@ impl<'m, 'a> AttemptSolver<'m, 'a> {
         opts: &AttemptOptions,
         observe: &mut dyn FnMut(&AttemptRecord),
     ) -> Result<AttemptSolution, AttemptError> {
+        self.solve_traced(puzzle, opts, &mut |_| ControlFlow::Continue(()), observe)
+    }
+
+    /// [`AttemptSolver::solve_observed`], also calling `on_step` after every supervision step
+    /// of every attempt with what that step predicts (mapped back to the puzzle's frame); the
+    /// arithmetic is the same, so is the result. [`ControlFlow::Break`] ends the search at
+    /// that step: the attempt under way ends there (its record is observed and added) and the
+    /// answer is selected from the attempts so far.
+    pub fn solve_traced(
+        &mut self,
+        puzzle: &Grid,
+        opts: &AttemptOptions,
+        on_step: &mut dyn FnMut(&StepView) -> ControlFlow<()>,
+        observe: &mut dyn FnMut(&AttemptRecord),
+    ) -> Result<AttemptSolution, AttemptError> {
         if opts.attempts == 0 {
             return Err(AttemptError::NoAttempts);
         }
@@ -506,6 +522,7 @@ impl<'m, 'a> AttemptSolver<'m, 'a> {
             let stop_on_valid = opts.select == Selection::Check;
             let mut first_valid = None;
             let mut last = None;
+            let mut interrupted = false;
             for step in 1..=steps {
                 let q = m.step(x, z_h, z_l, logits, scratch)?;
                 let grid = symmetry.invert(&predict(logits));
@@ -518,7 +535,17 @@ impl<'m, 'a> AttemptSolver<'m, 'a> {
                     });
                 }
                 last = Some((step, grid, q.q_halt, valid));
-                if valid && stop_on_valid {
+                let view = StepView {
+                    attempt: index,
+                    kind,
+                    step,
+                    total_steps: used + step,
+                    grid,
+                    q,
+                    valid,
+                };
+                interrupted = on_step(&view).is_break();
+                if (valid && stop_on_valid) || interrupted {
                     break;
                 }
             }
@@ -541,7 +568,7 @@ impl<'m, 'a> AttemptSolver<'m, 'a> {
                 first_valid,
             };
             observe(&rec);
-            if selector.add(&rec) {
+            if selector.add(&rec) || interrupted {
                 break;
             }
         }

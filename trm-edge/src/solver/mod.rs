@@ -5,6 +5,8 @@
 pub mod attempts;
 pub mod names;
 
+use core::ops::ControlFlow;
+
 use crate::format::Model;
 use crate::kernels::ops::argmax;
 use crate::runtime::{RunError, StepOutput};
@@ -53,6 +55,8 @@ pub enum StopReason {
     /// The prediction passed the Sudoku check (policies [`HaltPolicy::Check`],
     /// [`HaltPolicy::QCheck`]; takes precedence over `QHalt` in the same step).
     Solved,
+    /// The step observer returned [`ControlFlow::Break`] ([`Solver::solve_traced`]).
+    Stopped,
 }
 
 /// Options of one solve.
@@ -93,6 +97,26 @@ pub struct Solution {
     pub valid: bool,
 }
 
+/// What a step observer sees after every supervision step ([`Solver::solve_traced`],
+/// [`AttemptSolver::solve_traced`](attempts::AttemptSolver::solve_traced)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepView {
+    /// Attempt index (0 = the plain run; always 0 for [`Solver::solve_traced`]).
+    pub attempt: usize,
+    /// What that attempt runs.
+    pub kind: attempts::AttemptKind,
+    /// Step within the attempt (`1..=steps`).
+    pub step: usize,
+    /// Steps run so far by the whole solve, this one included (over all attempts).
+    pub total_steps: usize,
+    /// The predicted grid after this step, in the puzzle's frame.
+    pub grid: Grid,
+    /// Q-head outputs of this step.
+    pub q: StepOutput,
+    /// Whether `grid` passes the Sudoku check.
+    pub valid: bool,
+}
+
 /// A solver: a model plus an arena holding `x`, `z_h`, `z_l`, logits and scratch.
 pub struct Solver<'m, 'a> {
     model: &'m Model<'m>,
@@ -115,6 +139,19 @@ impl<'m, 'a> Solver<'m, 'a> {
     /// Runs supervision steps on `puzzle` from a fresh carry until the policy or the budget
     /// stops it. Deterministic: the same model, puzzle and options give the same result.
     pub fn solve(&mut self, puzzle: &Grid, opts: &SolveOptions) -> Result<Solution, RunError> {
+        self.solve_traced(puzzle, opts, |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Solver::solve`], calling `on_step` after every supervision step with what that step
+    /// predicts; the arithmetic is the same, so is the result. [`ControlFlow::Break`] ends the
+    /// solve at that step with [`StopReason::Stopped`] (unless the policy or the budget stops
+    /// it there anyway): a caller's wall-clock limit, or a viewer that has seen enough.
+    pub fn solve_traced(
+        &mut self,
+        puzzle: &Grid,
+        opts: &SolveOptions,
+        mut on_step: impl FnMut(&StepView) -> ControlFlow<()>,
+    ) -> Result<Solution, RunError> {
         if opts.budget == 0 {
             return Err(RunError::ZeroBudget);
         }
@@ -132,7 +169,18 @@ impl<'m, 'a> Solver<'m, 'a> {
             steps += 1;
             let grid = predict(logits);
             let valid = check_answer(puzzle, &grid).is_ok();
-            if let Some(reason) = opts.policy.decide(valid, q.q_halt, steps, opts.budget) {
+            let view = StepView {
+                attempt: 0,
+                kind: attempts::AttemptKind::Plain,
+                step: steps,
+                total_steps: steps,
+                grid,
+                q,
+                valid,
+            };
+            let stop = on_step(&view).is_break().then_some(StopReason::Stopped);
+            let decided = opts.policy.decide(valid, q.q_halt, steps, opts.budget);
+            if let Some(reason) = decided.or(stop) {
                 return Ok(Solution {
                     grid,
                     steps,

@@ -70,10 +70,11 @@ names!(HaltPolicy, "halting policy", "full, q, check, q+check", [
     Check => "check",
     QCheck => "q+check",
 ]);
-names!(StopReason, "stop reason", "budget, q_halt, solved", [
+names!(StopReason, "stop reason", "budget, q_halt, solved, stopped", [
     Budget => "budget",
     QHalt => "q_halt",
     Solved => "solved",
+    Stopped => "stopped",
 ]);
 names!(AttemptSource, "attempt source", "aug, noise, steps, mixed", [
     Aug => "aug",
@@ -121,7 +122,7 @@ mod tests {
         round_trip(
             &StopReason::ALL,
             &StopReason::NAMES,
-            "budget, q_halt, solved",
+            "budget, q_halt, solved, stopped",
         );
         round_trip(
             &AttemptSource::ALL,
