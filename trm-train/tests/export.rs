@@ -13,7 +13,7 @@ use trm_edge::sudoku::{Grid, encode};
 use trm_testkit::{fixtures_dir, missing_input};
 use trm_train::export::{pack_model, pack_official};
 use trm_train::model::{Mode, SafetensorsFile, Trm, TrmConfig};
-use trm_train::train::budget::batch_of;
+use trm_train::train::eval::batch_of;
 use trm_train::train::run::{load_state, train_device};
 use trm_train::train::{RunOptions, TrainConfig, train};
 
@@ -219,7 +219,7 @@ fn export_command_packs_a_run_in_every_dtype() {
         .eval_model();
     let bytes = std::fs::read(models.join("model.f32")).unwrap();
     assert_eq!(bytes, pack_model(&model, DType::F32).unwrap());
-    let data = trm_train::train::data::read_pairs(
+    let data = trm_train::train::puzzles::read_pairs(
         &std::fs::read_dir(root.join("cache"))
             .unwrap()
             .next()

@@ -10,9 +10,9 @@ use clap::{Args, ValueEnum};
 
 use crate::progress;
 use crate::train::TrainConfig;
-use crate::train::budget::{BudgetReport, batch_of, evaluate_budgets};
+use crate::train::eval::{BudgetReport, batch_of, evaluate_budgets};
 use crate::train::checkpoint::CHECKPOINT_FILE;
-use crate::train::data::{load_dataset, read_pairs, rows};
+use crate::train::puzzles::{load_dataset, read_pairs, rows};
 use crate::train::metrics::{METRICS_FILE, MetricsLog};
 use crate::train::plots::{BUDGET_PNG, LEARNING_CURVES_PNG, budget_chart, learning_curves};
 use crate::train::run::{CONFIG_FILE, device_for, load_state};

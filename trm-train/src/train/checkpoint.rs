@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor, TensorData, bf16};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::data::DataPosition;
+use super::puzzles::DataPosition;
 use crate::model::loss::IGNORE_LABEL_ID;
 use crate::model::{
     AdamAtan2, AdamAtan2Config, Batch, Carry, Ema, InnerCarry, SafetensorsFile, Trm, TrmConfig,

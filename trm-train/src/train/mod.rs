@@ -1,12 +1,13 @@
 //! Training: `trm-train train` and the default run.
 //!
 //! - [`config`]: [`TrainConfig`] (TOML, `--set key=value` overrides),
-//! - [`data`]: base puzzles (generated and cached, or from a file), the sampler,
+//! - [`puzzles`]: the run's puzzles (generated and cached, or from a file), the sampler and the
+//!   evaluation batches,
 //! - [`run`]: the loop ([`train`]) and the evaluation ([`evaluate`]),
 //! - [`checkpoint`]: [`TrainState`] and its atomic checkpoint file,
 //! - [`metrics`]: `metrics.jsonl` and the run [`Summary`],
-//! - [`report`]: progress bar or plain lines,
-//! - [`budget`]: accuracy as a function of the supervision-step budget (`trm-train eval`),
+//! - [`eval`]: evaluation — accuracy as a function of the supervision-step budget
+//!   (`trm-train eval`),
 //! - [`plots`]: learning curves and accuracy-vs-budget charts (PNG).
 //!
 //! A run directory holds `config.toml` (the resolved configuration), `metrics.jsonl`,
@@ -14,13 +15,12 @@
 //! position), `model.safetensors` (the EMA weights in the official layout), `report.txt` (the
 //! final summary) and `plots/learning_curves.png`.
 
-pub mod budget;
 pub mod checkpoint;
 pub mod config;
-pub mod data;
+pub mod eval;
 pub mod metrics;
 pub mod plots;
-pub mod report;
+pub mod puzzles;
 pub mod run;
 
 pub use checkpoint::TrainState;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::budget::BudgetReport;
+use super::eval::BudgetReport;
 use super::metrics::MetricsLine;
 use crate::plot::{Panel, Series, draw_png};
 
@@ -55,7 +55,7 @@ pub fn learning_curves(lines: &[MetricsLine], path: &Path) -> Result<()> {
 /// Draws exact and cell accuracy against the supervision-step budget into `path`, with the
 /// model's N_sup and the Q-halting policy's result in the title.
 pub fn budget_chart(report: &BudgetReport, data_name: &str, path: &Path) -> Result<()> {
-    let pts = |f: fn(&super::budget::BudgetRow) -> f64| {
+    let pts = |f: fn(&super::eval::BudgetRow) -> f64| {
         report
             .rows
             .iter()

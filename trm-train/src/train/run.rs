@@ -21,13 +21,13 @@ use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{CHECKPOINT_FILE, TrainState};
 use super::config::{Backend, TrainConfig};
-use super::data::{Sampler, load_dataset, rows};
+use super::puzzles::{Sampler, load_dataset, rows};
 use super::metrics::{
     EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
     TrainMetrics,
 };
 use super::plots::{LEARNING_CURVES_PNG, learning_curves};
-use super::report::Reporter;
+use crate::progress::TrainProgress;
 use crate::dataset::Split;
 use crate::model::{
     AdamAtan2Config, Batch, GradSource, LrSchedule, Metrics, Mode, SafetensorsFile, SignSgdConfig,
@@ -172,7 +172,7 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     let log = MetricsLog::open(dir, opts.resume.then_some(state.step))?;
 
     let total = cfg.train.steps;
-    let reporter = Reporter::new(state.step, total);
+    let reporter = TrainProgress::new(state.step, total);
     reporter.line(&format!(
         "run {}: {} TRM ({} parameters), hidden {}, T={} n={} N_sup={}, batch {}, {} steps{}; {} threads",
         dir.display(),
@@ -424,7 +424,7 @@ fn save(
     config_toml: &str,
     saved: Option<u64>,
     health: &Health,
-    reporter: &Reporter,
+    reporter: &TrainProgress,
 ) -> Result<bool> {
     let (largest, name) = state.largest_weight();
     if !largest.is_finite() {
