@@ -65,6 +65,7 @@ impl GpuSolver {
                     },
                     seconds,
                     solutions: crate::solve::solution_count(p),
+                    trace: Vec::new(),
                 });
             }
         }

@@ -10,6 +10,7 @@ mod gpu;
 mod input;
 mod output;
 mod solve;
+mod trace;
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::num::NonZeroUsize;
@@ -103,6 +104,15 @@ struct Cli {
     /// anything (exit 1) instead of reporting it and going on
     #[arg(long)]
     strict: bool,
+    /// Write every supervision step of every puzzle to FILE as JSON lines (puzzle, line,
+    /// attempt, kind, step, total_steps, grid, changed cells, q_halt, p_halt, valid); the
+    /// answers are the same with and without it
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Write the same steps as one HTML page, each puzzle's grids side by side with the changed
+    /// cells highlighted, q_halt and the Sudoku check
+    #[arg(long, value_name = "FILE")]
+    trace_html: Option<PathBuf>,
     /// Use the scalar reference kernels only (bit-identical results on every architecture)
     #[arg(long)]
     no_simd: bool,
@@ -315,6 +325,15 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
     }
     let engine = Engine::new(cli, &model, &mode)?;
+    let tracing = cli.trace.is_some() || cli.trace_html.is_some();
+    if tracing && cli.backend != BackendArg::Cpu {
+        bail!("--trace and --trace-html run on the cpu backend only");
+    }
+    let mut trace = trace::Trace::create(
+        cli.trace.as_deref(),
+        cli.trace_html.as_deref(),
+        &format!("model {}, {described}", path.display()),
+    )?;
     let bar = progress(puzzles.len());
     let mut out = BufWriter::new(io::stdout().lock());
     output::header(&mut out, cli.format, cli.attempts.is_some())?;
@@ -327,6 +346,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 bar.suspend(|| eprintln!("line {}: {problem}", s.puzzle.line));
             }
             output::write(&mut out, cli.format, s)?;
+            if let Some(t) = &mut trace {
+                t.write(s)?;
+            }
             totals.add(s);
             bar.inc(1);
         }
@@ -335,7 +357,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     };
     let start = Instant::now();
     let attempted = match &engine {
-        Engine::Cpu => solve::solve_in_order(&pool, &model, &mode, &puzzles, deadline, &mut ready)?,
+        Engine::Cpu => solve::solve_in_order(
+            &pool, &model, &mode, &puzzles, deadline, tracing, &mut ready,
+        )?,
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         Engine::Gpu(gpu, opts) => {
             let mut attempted = 0;
@@ -352,6 +376,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    if let Some(t) = trace {
+        t.finish()?;
+    }
     match engine {
         Engine::Cpu => eprintln!(
             "model: {} ({} kernels, {} threads, {described})",

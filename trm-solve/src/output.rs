@@ -107,7 +107,7 @@ pub fn write(out: &mut impl Write, format: OutputFormat, s: &Solved) -> io::Resu
 
 /// `v` as a JSON number with the shortest decimal form of the f32 (as the CSV output writes
 /// it), not of its f64 widening; `null` when not finite.
-fn json_f32(v: f32) -> serde_json::Value {
+pub fn json_f32(v: f32) -> serde_json::Value {
     v.to_string()
         .parse::<f64>()
         .ok()

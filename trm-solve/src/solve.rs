@@ -2,6 +2,7 @@
 //! order.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -11,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use rayon::ThreadPool;
 use trm_edge::format::Model;
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, Pick};
-use trm_edge::solver::{SolveOptions, Solver, StopReason};
+use trm_edge::solver::{SolveOptions, Solver, StepView, StopReason};
 use trm_edge::sudoku::Grid;
 
 use crate::input::Puzzle;
@@ -103,7 +104,7 @@ pub struct Answer {
 }
 
 /// The result of one puzzle.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Solved {
     /// The puzzle as read.
     pub puzzle: Puzzle,
@@ -114,6 +115,8 @@ pub struct Solved {
     /// The puzzle's solutions by the exact solver, 2 for two or more ([`solution_count`]);
     /// `None` when the file gives a solution.
     pub solutions: Option<u32>,
+    /// Every supervision step, in order, when tracing (`--trace`); empty otherwise.
+    pub trace: Vec<StepView>,
 }
 
 impl Solved {
@@ -123,13 +126,27 @@ impl Solved {
     }
 }
 
-/// Solves one puzzle on `arena`.
-fn solve_one(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> Result<Answer> {
+/// Solves one puzzle on `arena`; with `trace`, every step's view is pushed to it.
+fn solve_one(
+    model: &Model<'_>,
+    mode: &Mode,
+    arena: &mut [f32],
+    p: &Puzzle,
+    mut trace: Option<&mut Vec<StepView>>,
+) -> Result<Answer> {
     let err = |e: &dyn std::fmt::Display| anyhow!("line {}: {e}", p.line);
+    let mut on_step = |v: &StepView| {
+        if let Some(t) = trace.as_deref_mut() {
+            t.push(*v);
+        }
+        ControlFlow::Continue(())
+    };
     match mode {
         Mode::Single(opts) => {
             let mut solver = Solver::new(model, arena).map_err(|e| anyhow!("{e}"))?;
-            let s = solver.solve(&p.grid, opts).map_err(|e| err(&e))?;
+            let s = solver
+                .solve_traced(&p.grid, opts, on_step)
+                .map_err(|e| err(&e))?;
             Ok(Answer {
                 grid: s.grid,
                 steps: s.steps,
@@ -141,7 +158,9 @@ fn solve_one(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> R
         }
         Mode::Attempts(opts) => {
             let mut solver = AttemptSolver::new(model, arena).map_err(|e| anyhow!("{e}"))?;
-            let s = solver.solve(&p.grid, opts).map_err(|e| err(&e))?;
+            let s = solver
+                .solve_traced(&p.grid, opts, &mut on_step, &mut |_| {})
+                .map_err(|e| err(&e))?;
             Ok(Answer {
                 grid: s.grid,
                 steps: s.total_steps,
@@ -170,12 +189,14 @@ fn solve_one(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> R
 /// nearly in order and few wait for an earlier one. No puzzle is started once `deadline` has
 /// passed, or after an error (a puzzle's or `ready`'s); puzzles already running finish. Returns
 /// how many puzzles were attempted: always the first ones of `puzzles`, each passed to `ready`.
+/// With `trace`, each answer carries every step's view ([`Solved::trace`]).
 pub fn solve_in_order(
     pool: &ThreadPool,
     model: &Model<'_>,
     mode: &Mode,
     puzzles: &[Puzzle],
     deadline: Option<Instant>,
+    trace: bool,
     ready: &mut dyn FnMut(&[Solved]) -> Result<()>,
 ) -> Result<usize> {
     let arena_len = match mode {
@@ -196,7 +217,7 @@ pub fn solve_in_order(
                 while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = puzzles.get(i) else { break };
-                    let solved = solve_puzzle(model, mode, &mut arena, p);
+                    let solved = solve_puzzle(model, mode, &mut arena, p, trace);
                     if solved.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -252,16 +273,25 @@ pub fn solve_in_order(
     result.map(|()| next.load(Ordering::Relaxed).min(puzzles.len()))
 }
 
-/// Solves one puzzle (and counts its solutions, [`solution_count`]) on `arena`.
-fn solve_puzzle(model: &Model<'_>, mode: &Mode, arena: &mut [f32], p: &Puzzle) -> Result<Solved> {
+/// Solves one puzzle (and counts its solutions, [`solution_count`]) on `arena`; with
+/// `trace`, the answer carries every step's view.
+fn solve_puzzle(
+    model: &Model<'_>,
+    mode: &Mode,
+    arena: &mut [f32],
+    p: &Puzzle,
+    trace: bool,
+) -> Result<Solved> {
     let solutions = solution_count(p);
+    let mut steps = Vec::new();
     let start = Instant::now();
-    let answer = solve_one(model, mode, arena, p)?;
+    let answer = solve_one(model, mode, arena, p, trace.then_some(&mut steps))?;
     Ok(Solved {
         puzzle: *p,
         answer,
         seconds: start.elapsed().as_secs_f64(),
         solutions,
+        trace: steps,
     })
 }
 

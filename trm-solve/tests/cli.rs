@@ -759,3 +759,124 @@ fn threads_are_capped_at_what_helps() {
     assert!(err.contains(" 1 threads, "), "{err}");
     assert!(!stderr(&solve("1", &three)).contains("capped"));
 }
+
+/// Reads a JSON-lines trace file.
+fn trace_records(path: &std::path::Path) -> Vec<Value> {
+    json_lines(&std::fs::read_to_string(path).expect("trace file"))
+}
+
+#[test]
+fn trace_changes_no_answer_and_records_every_step() {
+    let dir = temp_dir("trace");
+    let model = write(&dir, "m.trm", random_model(3, DType::I8));
+    let input = write(&dir, "in.txt", pairs_file());
+    let jsonl = dir.join("t.jsonl");
+    let html = dir.join("t.html");
+    for extra in [
+        &[][..],
+        &["--attempts", "3", "--attempt-source", "mixed"][..],
+    ] {
+        let base = [
+            &["--model", model.to_str().unwrap(), "--format", "json"][..],
+            extra,
+            &["--threads", "2", input.to_str().unwrap()][..],
+        ]
+        .concat();
+        let plain = run(&base);
+        assert_eq!(code(&plain), 0, "{}", stderr(&plain));
+        let traced = run(&[
+            &[
+                "--trace",
+                jsonl.to_str().unwrap(),
+                "--trace-html",
+                html.to_str().unwrap(),
+            ][..],
+            &base[..],
+        ]
+        .concat());
+        assert_eq!(code(&traced), 0, "{}", stderr(&traced));
+        assert_eq!(stdout(&traced), stdout(&plain), "{extra:?}");
+        let answers = json_lines(&stdout(&plain));
+        let records = trace_records(&jsonl);
+        let total: u64 = answers.iter().map(|a| a["steps"].as_u64().unwrap()).sum();
+        assert_eq!(records.len() as u64, total, "{extra:?}");
+        let mut rest = &records[..];
+        for (i, a) in answers.iter().enumerate() {
+            let n = a["steps"].as_u64().unwrap() as usize;
+            let (mine, later) = rest.split_at(n);
+            rest = later;
+            let puzzle = a["puzzle"].as_str().unwrap();
+            let mut before = puzzle.to_string();
+            for (k, r) in mine.iter().enumerate() {
+                assert_eq!(r["puzzle"].as_u64(), Some(i as u64));
+                assert_eq!(r["line"], a["line"]);
+                assert_eq!(r["total_steps"].as_u64(), Some(k as u64 + 1));
+                let grid = r["grid"].as_str().unwrap();
+                assert_eq!(grid.len(), 81);
+                if r["step"].as_u64() == Some(1) {
+                    before = puzzle.to_string();
+                }
+                let changed: Vec<u64> = (0..81)
+                    .filter(|&c| before.as_bytes()[c] != grid.as_bytes()[c])
+                    .map(|c| c as u64)
+                    .collect();
+                let listed: Vec<u64> = r["changed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_u64().unwrap())
+                    .collect();
+                assert_eq!(listed, changed);
+                let q = r["q_halt"].as_f64().unwrap();
+                let p = r["p_halt"].as_f64().unwrap();
+                assert!((p - 1.0 / (1.0 + (-q).exp())).abs() < 1e-6, "{q} {p}");
+                assert!(r["valid"].is_boolean() && r["kind"].is_string());
+                before = grid.to_string();
+            }
+            if extra.is_empty() {
+                // A single run answers its last step's grid.
+                let last = mine.last().unwrap();
+                assert_eq!(last["grid"], a["answer"]);
+                assert_eq!(last["q_halt"], a["q_halt"]);
+                assert_eq!(last["step"].as_u64(), Some(n as u64));
+            } else {
+                let attempts: std::collections::BTreeSet<u64> = mine
+                    .iter()
+                    .map(|r| r["attempt"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(attempts.len() as u64, a["attempts"].as_u64().unwrap());
+            }
+        }
+        let page = std::fs::read_to_string(&html).expect("HTML trace");
+        assert!(page.starts_with("<!DOCTYPE html>") && page.ends_with("</html>\n"));
+        assert_eq!(page.matches("<section>").count(), answers.len());
+        assert_eq!(page.matches("<figcaption>").count() as u64, total + 5);
+    }
+}
+
+#[test]
+fn an_unwritable_trace_is_a_clear_error() {
+    let dir = temp_dir("trace_unwritable");
+    let model = write(&dir, "m.trm", random_model(3, DType::I8));
+    let input = write(&dir, "in.txt", pairs_file());
+    let missing = dir.join("no-such-dir").join("t.jsonl");
+    for flag in ["--trace", "--trace-html"] {
+        let o = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            flag,
+            missing.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{err}");
+        assert!(
+            err.contains(&format!(
+                "cannot write the trace file {}",
+                missing.display()
+            )) && err.contains("No such file or directory"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+}

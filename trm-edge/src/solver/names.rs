@@ -1,11 +1,12 @@
 //! The one spelling of every solver option and outcome, as the command lines, the output
 //! formats and the firmware's serial protocol write them: `name()`, `Display`, `FromStr` and
-//! `ALL` for [`HaltPolicy`], [`StopReason`], [`AttemptSource`], [`Selection`] and [`Pick`].
+//! `ALL` for [`HaltPolicy`], [`StopReason`], [`AttemptSource`], [`Selection`] and [`Pick`];
+//! `Display` for [`AttemptKind`] (`plain`, `aug 3`, `noise 1`, `continue 2`).
 
 use core::fmt;
 use core::str::FromStr;
 
-use super::attempts::{AttemptSource, Pick, Selection};
+use super::attempts::{AttemptKind, AttemptSource, Pick, Selection};
 use super::{HaltPolicy, StopReason};
 
 /// A name that is none of a type's values (from `FromStr`).
@@ -93,6 +94,17 @@ names!(Pick, "pick", "check, q, vote", [
     Vote => "vote",
 ]);
 
+impl fmt::Display for AttemptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptKind::Plain => f.write_str("plain"),
+            AttemptKind::Aug(n) => write!(f, "aug {n}"),
+            AttemptKind::Noise(n) => write!(f, "noise {n}"),
+            AttemptKind::Continue(n) => write!(f, "continue {n}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +143,13 @@ mod tests {
         );
         round_trip(&Selection::ALL, &Selection::NAMES, "check, q, vote");
         round_trip(&Pick::ALL, &Pick::NAMES, "check, q, vote");
+        let kinds = [
+            AttemptKind::Plain,
+            AttemptKind::Aug(3),
+            AttemptKind::Noise(1),
+            AttemptKind::Continue(2),
+        ]
+        .map(|k| k.to_string());
+        assert_eq!(kinds, ["plain", "aug 3", "noise 1", "continue 2"]);
     }
 }
