@@ -7,13 +7,13 @@ use embedded_hal::digital::OutputPin;
 use embedded_io::{Read, Write};
 use trm_edge::format::{Model, ModelConfig, Variant};
 use trm_edge::kernels::{arch, generic};
+use trm_edge::protocol::{Answer, Line, LineBuffer, MAX_LINE, Request, parse_request};
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{find_conflict, parse};
 
-use crate::protocol::{Line, LineBuffer, Request, parse_request};
 use crate::{board, clock, memory};
 
 /// One reply line.
@@ -92,11 +92,7 @@ fn main() -> ! {
             let done = match lines.push(byte) {
                 Line::Pending => false,
                 Line::TooLong => {
-                    let _ = write!(
-                        reply,
-                        "err line too long (max {} bytes)",
-                        crate::protocol::MAX_LINE
-                    );
+                    let _ = write!(reply, "err line too long (max {MAX_LINE} bytes)");
                     false
                 }
                 Line::Complete(line) => {
@@ -149,26 +145,19 @@ fn handle(
         Request::Puzzle(text) => solve(text, model, arena, settings, led, reply),
         Request::Budget(b) => {
             settings.budget = b;
-            let _ = write!(reply, "ok budget {b}");
+            let _ = write!(reply, "ok {request}");
         }
         Request::Halt(p) => {
             settings.policy = p;
-            let _ = write!(reply, "ok halt {}", p.name());
+            let _ = write!(reply, "ok {request}");
         }
         Request::Attempts(k, source, select) => {
             (settings.attempts, settings.source, settings.select) = (k, source, select);
-            let _ = write!(reply, "ok attempts {k} {} {}", source.name(), select.name());
+            let _ = write!(reply, "ok {request}");
         }
         Request::Total(t) => {
             settings.total = t;
-            match t {
-                Some(n) => {
-                    let _ = write!(reply, "ok total {n}");
-                }
-                None => {
-                    let _ = write!(reply, "ok total auto");
-                }
-            }
+            let _ = write!(reply, "ok {request}");
         }
         Request::Kernel(simd) => {
             arch::set_simd(simd);
@@ -221,16 +210,7 @@ fn solve(
     let _ = led.set_low();
     match result {
         Ok(sol) => {
-            let mut line = [0u8; 81];
-            let _ = write!(
-                reply,
-                "ok {} steps={} stop={} check={} q=0x{:08x} cycles={cycles}",
-                sol.grid.write_line(&mut line),
-                sol.steps,
-                sol.reason.name(),
-                if sol.valid { "pass" } else { "fail" },
-                sol.q.q_halt.to_bits()
-            );
+            let _ = write!(reply, "{}", Answer::from_solution(&sol).with_cycles(cycles));
             defmt::debug!(
                 "solved: {=usize} steps, valid {=bool}, {=u64} cycles",
                 sol.steps,
@@ -275,17 +255,7 @@ fn solve_attempts(
     let _ = led.set_low();
     match result {
         Ok(sol) => {
-            let mut line = [0u8; 81];
-            let _ = write!(
-                reply,
-                "ok {} steps={} attempts={} pick={} check={} q=0x{:08x} cycles={cycles}",
-                sol.grid.write_line(&mut line),
-                sol.total_steps,
-                sol.attempts,
-                sol.pick.name(),
-                if sol.valid { "pass" } else { "fail" },
-                sol.q_halt.to_bits()
-            );
+            let _ = write!(reply, "{}", Answer::from_attempts(&sol).with_cycles(cycles));
         }
         Err(e) => {
             let _ = write!(reply, "err solve: {e}");

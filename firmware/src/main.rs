@@ -1,6 +1,6 @@
 //! `trm-firmware`: solves Sudoku puzzles on a Cortex-M4F/M7 with a Tiny Recursive Model
 //! embedded at build time (see `build.rs` for the model and board selection and the fit
-//! checks, `protocol.rs` for the serial protocol, `boards/` for the boards).
+//! checks, `trm_edge::protocol` for the serial protocol, `boards/` for the boards).
 //!
 //! At boot it verifies the embedded model (magic, version, CRC-32, tensor table) with
 //! `trm-edge`, logs what it found with defmt, then answers one line per line read on the
@@ -59,4 +59,3 @@ mod clock;
     feature = "nrf52840-dk"
 ))]
 mod memory;
-mod protocol;

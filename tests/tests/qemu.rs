@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use trm_edge::format::{DType, Model, ModelConfig};
+use trm_edge::protocol::Answer;
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
@@ -194,8 +195,8 @@ fn echo_model() -> Vec<u8> {
     models::echo_model(&small_config(), 0.0)
 }
 
-/// The reply host trm-edge (scalar kernels) gives for `puzzle`, without the `cycles=` field.
-fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy) -> String {
+/// The answer host trm-edge (scalar kernels) gives for `puzzle` (no cycle count).
+fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy) -> Expect {
     let grid: Grid = parse(puzzle).expect("test puzzle parses");
     assert!(find_conflict(&grid).is_none());
     let mut arena = vec![0f32; Solver::arena_len(model)];
@@ -210,24 +211,17 @@ fn host_reply(model: &Model<'_>, puzzle: &str, budget: usize, policy: HaltPolicy
             },
         )
         .expect("host solve");
-    let stop = s.reason.name();
-    format!(
-        "ok {} steps={} stop={stop} check={} q=0x{:08x}",
-        s.grid,
-        s.steps,
-        if s.valid { "pass" } else { "fail" },
-        s.q.q_halt.to_bits()
-    )
+    Expect::Answer(Answer::from_solution(&s))
 }
 
-/// The reply host trm-edge gives for `puzzle` with `attempts` runs of `budget` steps (test-time
-/// scaling), at most `total` steps, without the `cycles=` field.
+/// The answer host trm-edge gives for `puzzle` with `attempts` runs of `budget` steps
+/// (test-time scaling), at most `total` steps (no cycle count).
 fn host_attempts_reply(
     model: &Model<'_>,
     puzzle: &str,
     budget: usize,
     (attempts, source, select, total): (usize, AttemptSource, Selection, usize),
-) -> String {
+) -> Expect {
     let grid: Grid = parse(puzzle).expect("test puzzle parses");
     let mut arena = vec![0f32; AttemptSolver::arena_len(model, source)];
     let mut solver = AttemptSolver::new(model, &mut arena).expect("attempt solver");
@@ -242,15 +236,22 @@ fn host_attempts_reply(
         puzzle_id: 0,
     };
     let s = solver.solve(&grid, &opts).expect("host attempts");
-    let pick = s.pick.name();
-    format!(
-        "ok {} steps={} attempts={} pick={pick} check={} q=0x{:08x}",
-        s.grid,
-        s.total_steps,
-        s.attempts,
-        if s.valid { "pass" } else { "fail" },
-        s.q_halt.to_bits()
-    )
+    Expect::Answer(Answer::from_attempts(&s))
+}
+
+/// What the firmware should reply to one request.
+enum Expect {
+    /// No reply, or one checked on its own below.
+    Unchecked,
+    /// This exact line.
+    Line(String),
+    /// A puzzle's answer, equal to the host's but for `q_halt`'s last bits and with a cycle
+    /// count.
+    Answer(Answer),
+}
+
+fn line(text: impl Into<String>) -> Expect {
+    Expect::Line(text.into())
 }
 
 /// Runs every puzzle under every policy on the firmware built with `bytes` and compares
@@ -268,7 +269,7 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
 
     // Scalar kernels on both sides: the same f32 operations in the same order.
     let mut input: Vec<u8> = b"kernel generic\ninfo\n".to_vec();
-    let mut expected: Vec<Option<String>> = vec![Some("ok kernel generic".into()), None];
+    let mut expected: Vec<Expect> = vec![line("ok kernel generic"), Expect::Unchecked];
     for policy in [
         HaltPolicy::Full,
         HaltPolicy::Q,
@@ -276,27 +277,27 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
         HaltPolicy::QCheck,
     ] {
         input.extend(format!("halt {}\n", policy.name()).bytes());
-        expected.push(Some(format!("ok halt {}", policy.name())));
+        expected.push(line(format!("ok halt {}", policy.name())));
         for p in PUZZLES {
             input.extend(p.bytes());
             input.push(b'\n');
-            expected.push(Some(host_reply(&model, p, budget, policy)));
+            expected.push(host_reply(&model, p, budget, policy));
         }
     }
     // A different budget through the serial command; comments and blank lines: no reply.
     input.extend(b"budget 1\n# a comment\n\n".iter());
-    expected.push(Some("ok budget 1".into()));
+    expected.push(line("ok budget 1"));
     input.extend(format!("{}\r\n", PUZZLES[0]).bytes());
-    expected.push(Some(host_reply(&model, PUZZLES[0], 1, HaltPolicy::QCheck)));
+    expected.push(host_reply(&model, PUZZLES[0], 1, HaltPolicy::QCheck));
     let bad_start = expected.len();
     for bad in BAD_LINES {
         input.extend(bad);
         input.push(b'\n');
-        expected.push(None);
+        expected.push(Expect::Unchecked);
     }
     input.extend([b'1'; 300]);
     input.push(b'\n');
-    expected.push(None);
+    expected.push(Expect::Unchecked);
     // Test-time scaling on the board: attempts, sources, selections, total budget.
     for (cmd, ack, setting, puzzles) in [
         (
@@ -319,22 +320,22 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
         ),
     ] {
         input.extend(format!("{cmd}\n").bytes());
-        for line in ack.lines() {
-            expected.push(Some(line.to_string()));
+        for ack_line in ack.lines() {
+            expected.push(line(ack_line));
         }
         for p in puzzles {
             input.extend(format!("{p}\n").bytes());
-            expected.push(Some(host_attempts_reply(&model, p, 1, setting)));
+            expected.push(host_attempts_reply(&model, p, 1, setting));
         }
     }
     input.extend(b"attempts 1\n".iter());
-    expected.push(Some("ok attempts 1 aug check".into()));
+    expected.push(line("ok attempts 1 aug check"));
     // The target's own kernels (DSP on Cortex-M4) against the scalar ones, on the target.
     input.extend(format!("{}\nstack\nkernel simd\nselftest\n", PUZZLES[1]).bytes());
-    expected.push(Some(host_reply(&model, PUZZLES[1], 1, HaltPolicy::QCheck)));
-    expected.push(None);
-    expected.push(None);
-    expected.push(None);
+    expected.push(host_reply(&model, PUZZLES[1], 1, HaltPolicy::QCheck));
+    expected.push(Expect::Unchecked);
+    expected.push(Expect::Unchecked);
+    expected.push(Expect::Unchecked);
     // No `quit`: the end of input ends the program with status 0.
 
     let t_run = Instant::now();
@@ -349,32 +350,30 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
     let mut same_bits = 0;
     for (i, (got, want)) in replies.iter().zip(&expected).enumerate() {
         match want {
-            Some(w) if w.starts_with("ok ") && w.len() > 81 => {
-                let (head, cycles) = got
-                    .split_once(" cycles=")
-                    .unwrap_or_else(|| panic!("{name}: reply {i} has no cycles: {got}"));
-                assert!(cycles.parse::<u64>().is_ok(), "{name}: cycles in {got}");
-                // Answer, steps, stop reason and check: identical. q_halt: identical bits when
-                // host and target sum in the same order; trm-edge's tile kernels sum in input
-                // order on x86_64/aarch64 (16-wide tiles) and in 8 lanes on Cortex-M (tile of
-                // 1 = the dot kernels), so q_halt may differ in the last bits.
-                let (got_fields, got_q) = head.rsplit_once(" q=0x").expect("q field");
-                let (want_fields, want_q) = w.rsplit_once(" q=0x").expect("q field");
+            Expect::Answer(w) => {
+                let a =
+                    Answer::parse(got).unwrap_or_else(|e| panic!("{name}: reply {i} `{got}`: {e}"));
+                assert!(a.cycles.is_some(), "{name}: reply {i} has no cycles: {got}");
+                // Answer, steps, stop reason (or attempts and pick) and check: identical.
+                // q_halt: identical bits when host and target sum in the same order;
+                // trm-edge's tile kernels sum in input order on x86_64/aarch64 (16-wide tiles)
+                // and in 8 lanes on Cortex-M (tile of 1 = the dot kernels), so q_halt may
+                // differ in the last bits.
                 assert_eq!(
-                    got_fields, want_fields,
-                    "{name}: reply {i} differs from host trm-edge"
+                    (a.grid, a.steps, a.ending, a.valid),
+                    (w.grid, w.steps, w.ending, w.valid),
+                    "{name}: reply {i} differs from host trm-edge: `{got}` against `{w}`"
                 );
-                let q = |h: &str| f32::from_bits(u32::from_str_radix(h, 16).expect("q hex"));
-                let (a, b) = (q(got_q), q(want_q));
+                let (q, host_q) = (a.q_halt, w.q_halt);
                 assert!(
-                    (a - b).abs() <= Q_TOLERANCE * b.abs().max(1.0),
-                    "{name}: reply {i}: q_halt {a} on the target, {b} on the host"
+                    (q - host_q).abs() <= Q_TOLERANCE * host_q.abs().max(1.0),
+                    "{name}: reply {i}: q_halt {q} on the target, {host_q} on the host"
                 );
-                same_bits += usize::from(a.to_bits() == b.to_bits());
+                same_bits += usize::from(q.to_bits() == host_q.to_bits());
                 compared += 1;
             }
-            Some(w) => assert_eq!(got, w, "{name}: reply {i}"),
-            None => {}
+            Expect::Line(w) => assert_eq!(got, w, "{name}: reply {i}"),
+            Expect::Unchecked => {}
         }
     }
     // The replies without a fixed text.

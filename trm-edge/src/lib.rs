@@ -29,6 +29,7 @@ extern crate std;
 
 pub mod format;
 pub mod kernels;
+pub mod protocol;
 pub mod runtime;
 pub mod solver;
 pub use trm_sudoku as sudoku;
