@@ -3,6 +3,7 @@
 use super::TILE;
 use super::arch;
 use super::f16::f16_to_f32;
+use super::q8;
 use crate::format::DType;
 
 /// Storage of a `[rows, cols]` row-major weight matrix, as little-endian bytes.
@@ -92,7 +93,8 @@ impl<'a> Matrix<'a> {
         Self::new(count, self.cols, weights)
     }
 
-    /// `y = W x`: `y[r] = Σ_c W[r, c]·x[c]`.
+    /// `y = W x`: `y[r] = Σ_c W[r, c]·x[c]`; for int8 weights with integer activations, as
+    /// [`q8`] specifies (bit-identical on every target).
     ///
     /// # Shapes
     /// - `x`: `[cols]`, `y`: `[rows]` (shorter buffers truncate the product, never panic)
@@ -100,24 +102,29 @@ impl<'a> Matrix<'a> {
         match self.weights {
             Weights::F32(w) => arch::matvec_f32(w, self.cols, x, y),
             Weights::F16(w) => arch::matvec_f16(w, self.cols, x, y),
-            Weights::I8 { values, scales } => {
-                arch::matvec_i8(values, self.cols, x, y);
-                for (out, s) in y.iter_mut().zip(scales.as_chunks::<4>().0) {
-                    *out *= f32::from_le_bytes(*s);
-                }
-            }
+            Weights::I8 { values, scales } => arch::matvec_q8(values, scales, self.cols, x, y),
         }
+    }
+
+    /// f32 elements of the `work` buffer [`Matrix::matmul_tile`] needs for int8 weights with
+    /// `cols` columns: [`TILE`] activation scales and the quantised tile (four int8 values per
+    /// element). Unused for f32 and f16 weights.
+    pub const fn tile_work_len(cols: usize) -> usize {
+        TILE + q8::tile_bytes(cols) / 4
     }
 
     /// Tile product `Yᵀ = W Xᵀ` for [`TILE`] input vectors at once, with the tile stored
     /// transposed: `y[n·TILE + r] = Σ_c W[n, c]·x[c·TILE + r]` (each weight read feeds `TILE`
-    /// multiply-adds). Sums run over `c` in order (see [`super::generic::tile_f32`]); int8
-    /// rows are multiplied by their scale afterwards. With `TILE = 1` this is
-    /// [`Matrix::matvec`] (same kernels, same results).
+    /// multiply-adds). f32 and f16 sums run over `c` in order (see
+    /// [`super::generic::tile_f32`]). int8 weights quantise each tile column once into `work`
+    /// and multiply in integers as [`q8`] specifies: bit for bit one [`Matrix::matvec`] per
+    /// column (a `work` shorter than [`Matrix::tile_work_len`] gives the same bits, slowly).
+    /// With `TILE = 1` this is [`Matrix::matvec`] (same kernels, same results).
     ///
     /// # Shapes
-    /// - `x`: `[cols, TILE]`, `y`: `[rows, TILE]` (shorter buffers truncate, never panic)
-    pub fn matmul_tile(&self, x: &[f32], y: &mut [f32]) {
+    /// - `x`: `[cols, TILE]`, `y`: `[rows, TILE]` (shorter buffers truncate, never panic);
+    ///   `work`: [`Matrix::tile_work_len`]`(cols)`
+    pub fn matmul_tile(&self, x: &[f32], y: &mut [f32], work: &mut [f32]) {
         if TILE == 1 {
             self.matvec(x, y);
             return;
@@ -126,12 +133,16 @@ impl<'a> Matrix<'a> {
             Weights::F32(w) => arch::tile_f32(w, self.cols, x, y),
             Weights::F16(w) => arch::tile_f16(w, self.cols, x, y),
             Weights::I8 { values, scales } => {
-                arch::tile_i8(values, self.cols, x, y);
-                for (out, s) in y.chunks_exact_mut(TILE).zip(scales.as_chunks::<4>().0) {
-                    let s = f32::from_le_bytes(*s);
-                    for v in out {
-                        *v *= s;
-                    }
+                let k_len = self.cols.min(x.len() / TILE);
+                let Some((s_x, rest)) = work.split_first_chunk_mut::<TILE>() else {
+                    q8::tile_q8_unbuffered(values, scales, self.cols, x, y);
+                    return;
+                };
+                let q = arch::f32_as_bytes_mut(rest);
+                if arch::quantize_tile(x, k_len, q, s_x) {
+                    arch::tile_q8(values, scales, self.cols, k_len, q, s_x, y);
+                } else {
+                    q8::tile_q8_unbuffered(values, scales, self.cols, x, y);
                 }
             }
         }
@@ -211,8 +222,9 @@ mod tests {
             })
     }
 
-    /// The SIMD tile kernels of x86_64 (AVX2) and aarch64 (NEON) give the same bits: both sum
-    /// each lane over `k` in order with one fused multiply-add per step. The expected hashes
+    /// The SIMD tile kernels of x86_64 (AVX2) and aarch64 (NEON) give the same bits: for f32
+    /// and f16 both sum each lane over `k` in order with one fused multiply-add per step; int8
+    /// products are integer sums (the same bits on every target and kernel). The expected hashes
     /// were computed by the AVX2 kernels; CI runs this test on x86_64 and, under
     /// `qemu-aarch64`, on aarch64 (`trm-solve/tests/aarch64.rs`).
     #[test]
@@ -247,9 +259,10 @@ mod tests {
             },
         ] {
             let mut y = std::vec![0f32; rows * TILE];
+            let mut work = std::vec![0f32; Matrix::tile_work_len(cols)];
             Matrix::new(rows, cols, weights)
                 .unwrap()
-                .matmul_tile(&x, &mut y);
+                .matmul_tile(&x, &mut y, &mut work);
             hashes.push(bits_hash(&y));
         }
         assert_eq!(
@@ -257,7 +270,7 @@ mod tests {
             [
                 0xf0f7_f285_7dd2_e225,
                 0xa806_0721_5c00_b0ce,
-                0x6229_08c9_e3bd_07eb
+                0x04d7_8d94_53ed_bc3d
             ],
             "{hashes:#x?}"
         );
@@ -266,7 +279,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// A tile product equals one matrix-vector product per tile column, for every dtype
-        /// (int8 with its row scales), whatever kernels the dispatcher picks.
+        /// (int8 with its row scales, bit for bit), whatever kernels the dispatcher picks.
         #[test]
         fn tile_product_matches_matvec_per_column(
             rows in 1usize..20,
@@ -285,13 +298,18 @@ mod tests {
             ] {
                 let m = Matrix::new(rows, cols, weights).unwrap();
                 let mut y = std::vec![0f32; rows * TILE];
-                m.matmul_tile(&xt, &mut y);
+                let mut work = std::vec![0f32; Matrix::tile_work_len(cols)];
+                m.matmul_tile(&xt, &mut y, &mut work);
                 for r in 0..TILE {
                     let x: Vec<f32> = (0..cols).map(|k| xt[k * TILE + r]).collect();
                     let mut want = std::vec![0f32; rows];
                     m.matvec(&x, &mut want);
                     for (n, v) in want.iter().enumerate() {
                         let got = y[n * TILE + r];
+                        if m.dtype() == DType::I8 {
+                            // Integer activations: the same bits.
+                            prop_assert_eq!(got.to_bits(), v.to_bits(), "{},{}", n, r);
+                        }
                         prop_assert!((got - v).abs() <= 1e-5 * cols as f32, "{n},{r}: {got} vs {v}");
                     }
                 }

@@ -1,4 +1,5 @@
-//! Compute kernels: f32 activations against f32, f16 or int8 weights read in place.
+//! Compute kernels: f32 activations against f32 or f16 weights, and int8 weights against
+//! activations quantised to int8 ([`q8`]), weights read in place.
 //!
 //! [`generic`] holds the scalar reference kernels (the specification); [`arch`] holds the
 //! SIMD versions and their run-time dispatch (the only place with `unsafe`); [`Matrix`] dispatches products to them;
@@ -11,6 +12,7 @@ pub mod f16;
 pub mod generic;
 mod matrix;
 pub mod ops;
+pub mod q8;
 #[cfg(test)]
 mod testing;
 

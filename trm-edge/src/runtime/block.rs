@@ -13,20 +13,22 @@ use crate::kernels::{Matrix, TILE, arch};
 /// The SwiGLU of one transposed tile: `o = down(silu(gate·xt) · (up·xt))`.
 ///
 /// # Shapes
-/// - `xt`: `[n, TILE]`; `gu`: `[2·I, TILE]` (work); `o`: `[out, TILE]`
+/// - `xt`: `[n, TILE]`; `gu`: `[2·I, TILE]` (work); `o`: `[out, TILE]`; `work`: the int8
+///   products' ([`super::work_len`])
 fn swiglu_tile(
     gate_up: Matrix<'_>,
     down: Matrix<'_>,
     xt: &[f32],
     gu: &mut [f32],
     o: &mut [f32],
+    work: &mut [f32],
 ) -> Result<(), RunError> {
-    gate_up.matmul_tile(xt, gu);
+    gate_up.matmul_tile(xt, gu, work);
     let (g, u) = gu
         .split_at_mut_checked(gate_up.rows() / 2 * TILE)
         .ok_or(RunError::Internal)?;
     arch::swiglu(g, u);
-    down.matmul_tile(g, o);
+    down.matmul_tile(g, o, work);
     Ok(())
 }
 
@@ -96,6 +98,7 @@ fn channel_mlp(
     layer: usize,
     h: &mut [f32],
     scratch: &mut [f32],
+    work: &mut [f32],
 ) -> Result<(), RunError> {
     let cfg = model.config();
     let d = cfg.hidden;
@@ -117,7 +120,7 @@ fn channel_mlp(
             continue;
         }
         gather_rows(h, d, first, t, xt);
-        swiglu_tile(gate_up, down, xt, gu, o)?;
+        swiglu_tile(gate_up, down, xt, gu, o, work)?;
         for (r, row) in h.chunks_exact_mut(d).skip(first).take(t).enumerate() {
             for (v, lane) in row.iter_mut().zip(o.chunks_exact(TILE)) {
                 *v += lane.get(r).copied().unwrap_or(0.0);
@@ -139,6 +142,7 @@ fn token_mlp(
     layer: usize,
     h: &mut [f32],
     scratch: &mut [f32],
+    work: &mut [f32],
 ) -> Result<(), RunError> {
     let cfg = model.config();
     let (s_len, d) = (cfg.seq_total(), cfg.hidden);
@@ -159,7 +163,7 @@ fn token_mlp(
                 .ok_or(RunError::Internal)?
                 .copy_from_slice(src);
         }
-        swiglu_tile(gate_up, down, xt, gu, o)?;
+        swiglu_tile(gate_up, down, xt, gu, o, work)?;
         // Residual and norm per channel, on a contiguous column (the row-wise kernels' order).
         let col = xt.get_mut(..s_len).ok_or(RunError::Internal)?;
         for r in 0..t {
@@ -193,6 +197,7 @@ fn attention(
     layer: usize,
     h: &mut [f32],
     scratch: &mut [f32],
+    work: &mut [f32],
 ) -> Result<(), RunError> {
     let cfg = model.config();
     let (s_len, d, hd, nh) = (cfg.seq_total(), cfg.hidden, cfg.head_dim, cfg.num_heads);
@@ -214,7 +219,7 @@ fn attention(
     while first < s_len {
         let t = TILE.min(s_len - first);
         gather_rows(h, d, first, t, xt);
-        qkv_w.matmul_tile(xt, yt);
+        qkv_w.matmul_tile(xt, yt, work);
         for (r, row) in qkv.chunks_exact_mut(3 * d).skip(first).take(t).enumerate() {
             for (v, lane) in row.iter_mut().zip(yt.chunks_exact(TILE)) {
                 *v = lane.get(r).copied().unwrap_or(0.0);
@@ -276,7 +281,7 @@ fn attention(
                 }
             }
         }
-        o_w.matmul_tile(at, ot);
+        o_w.matmul_tile(at, ot, work);
         for (r, h_row) in h.chunks_exact_mut(d).skip(first).take(t).enumerate() {
             for (v, lane) in h_row.iter_mut().zip(ot.chunks_exact(TILE)) {
                 *v += lane.get(r).copied().unwrap_or(0.0);
@@ -288,16 +293,19 @@ fn attention(
     Ok(())
 }
 
-/// Applies block `layer` to `h` `[S, D]` in place.
+/// Applies block `layer` to `h` `[S, D]` in place; `scratch` starts with the work buffer of
+/// the int8 tile products ([`super::work_len`] elements).
 pub(super) fn block(
     model: &Model<'_>,
     layer: usize,
     h: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), RunError> {
+    let work_len = super::work_len(model.config()).ok_or(RunError::Internal)?;
+    let (work, scratch) = take(scratch, work_len)?;
     match model.config().variant {
-        Variant::MlpT => token_mlp(model, layer, h, scratch)?,
-        Variant::Attention => attention(model, layer, h, scratch)?,
+        Variant::MlpT => token_mlp(model, layer, h, scratch, work)?,
+        Variant::Attention => attention(model, layer, h, scratch, work)?,
     }
-    channel_mlp(model, layer, h, scratch)
+    channel_mlp(model, layer, h, scratch, work)
 }

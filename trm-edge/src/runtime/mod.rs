@@ -22,8 +22,8 @@ mod error;
 pub use error::RunError;
 
 use crate::format::{Model, ModelConfig, TensorKind, Variant};
-use crate::kernels::TILE;
 use crate::kernels::ops::{add_assign, add_sum_assign};
+use crate::kernels::{Matrix, TILE};
 
 /// Splits `n` elements off the front of `buf`.
 pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), RunError> {
@@ -33,6 +33,23 @@ pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32])
         needed: n,
         got,
     })
+}
+
+/// f32 elements of the int8 tile products' work buffer at the front of the scratch
+/// ([`Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It` columns); 0 with
+/// `TILE = 1`, where products are matrix-vector products. `None` on overflow.
+pub(crate) fn work_len(cfg: &ModelConfig) -> Option<usize> {
+    if TILE == 1 {
+        return Some(0);
+    }
+    let mut widest = cfg.hidden.max(cfg.mlp_inter);
+    if cfg.variant == Variant::MlpT {
+        widest = widest.max(cfg.seq_total()).max(cfg.mlp_t_inter);
+    }
+    widest
+        .checked_add(3)?
+        .checked_mul(TILE)
+        .map(|_| Matrix::tile_work_len(widest))
 }
 
 /// f32 elements of scratch one step needs under `cfg`; `None` if the size overflows `usize`.
@@ -64,10 +81,8 @@ pub fn scratch_len(cfg: &ModelConfig) -> Option<usize> {
     // The caller buffers must be addressable too.
     s.checked_mul(d)?.checked_mul(4)?;
     cfg.seq_len.checked_mul(cfg.vocab)?;
-    channel
-        .max(mixer)
-        .checked_mul(4)
-        .map(|_| channel.max(mixer))
+    let total = channel.max(mixer).checked_add(work_len(cfg)?)?;
+    total.checked_mul(4).map(|_| total)
 }
 
 /// Q-head outputs of one supervision step.

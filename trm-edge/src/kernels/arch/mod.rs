@@ -174,3 +174,21 @@ pub fn kernel_set() -> &'static str {
 }
 
 pub use super::generic::dot;
+
+// Integer-activation int8 products: x86_64 kernels chosen at run time, the portable
+// specification elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+pub use super::q8::{matvec_q8, quantize_tile, tile_q8};
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{matvec_q8, quantize_tile, tile_q8};
+
+/// `v` as its `4·v.len()` bytes, so that an f32 scratch buffer can hold quantised
+/// activations.
+pub fn f32_as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: the bytes are those of `v`, borrowed mutably for the same lifetime (no alias);
+    // `u8` needs no alignment and every bit pattern is valid both as `u8` and as `f32`, so
+    // neither view can observe an invalid value; `size_of_val(v)` is the exact byte length.
+    unsafe {
+        core::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), core::mem::size_of_val(v))
+    }
+}

@@ -21,6 +21,8 @@ use core::arch::x86_64::{
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
+mod q8;
+
 use super::simd_allowed;
 use crate::kernels::f16::f16_to_f32;
 use crate::kernels::generic::{self, TILE};
@@ -38,6 +40,13 @@ const F16C: u8 = 4;
 /// Bit of [`FEATURES`]: AVX-512F usable as well (CPU support and OS-enabled ZMM state; only set
 /// together with [`AVX2_FMA`]). Used by the element-wise SwiGLU kernels (16 lanes).
 const AVX512F: u8 = 8;
+
+/// Bit of [`FEATURES`]: AVX-512 F, BW, VL and VNNI usable (ZMM state enabled; only set
+/// together with [`AVX512F`]). Used by the int8 tile kernel (`vpdpbusd`).
+const AVX512VNNI: u8 = 16;
+/// Bit of [`FEATURES`]: AVX-VNNI usable (VEX `vpdpbusd` on 256-bit registers; only set
+/// together with [`AVX2_FMA`]).
+const AVXVNNI: u8 = 32;
 
 /// Cached result of [`detect`]; 0 until the first query.
 static FEATURES: AtomicU8 = AtomicU8::new(0);
@@ -84,8 +93,13 @@ fn detect() -> u8 {
     if xcr0 & 0b110 != 0b110 {
         return bits;
     }
-    let ebx7 = __cpuid_count(7, 0).ebx;
+    let leaf7 = __cpuid_count(7, 0);
+    let ebx7 = leaf7.ebx;
     let (avx2, avx512f) = (ebx7 & (1 << 5) != 0, ebx7 & (1 << 16) != 0);
+    let (avx512bw, avx512vl) = (ebx7 & (1 << 30) != 0, ebx7 & (1 << 31) != 0);
+    let avx512vnni = leaf7.ecx & (1 << 11) != 0;
+    // Leaf 7 sub-leaf 1 (EAX bit 4: AVX-VNNI) exists when sub-leaf 0 reports it.
+    let avxvnni = leaf7.eax >= 1 && __cpuid_count(7, 1).eax & (1 << 4) != 0;
     if avx2 && fma {
         bits |= AVX2_FMA;
         if f16c {
@@ -94,6 +108,12 @@ fn detect() -> u8 {
         // Bits 5-7: opmask, upper halves of ZMM0-15, ZMM16-31 state.
         if avx512f && xcr0 & 0b1110_0000 == 0b1110_0000 {
             bits |= AVX512F;
+            if avx512bw && avx512vl && avx512vnni {
+                bits |= AVX512VNNI;
+            }
+        }
+        if avxvnni {
+            bits |= AVXVNNI;
         }
     }
     bits
@@ -128,6 +148,33 @@ pub fn cpu_has_avx512f() -> bool {
     features() & (AVX2_FMA | AVX512F) == AVX2_FMA | AVX512F
 }
 
+/// Whether this CPU (and OS) can run the AVX-512 VNNI int8 kernel, ignoring
+/// [`super::set_simd`].
+pub fn cpu_has_avx512vnni() -> bool {
+    let want = AVX2_FMA | AVX512F | AVX512VNNI;
+    features() & want == want
+}
+
+/// Whether this CPU (and OS) can run the AVX-VNNI int8 kernel, ignoring [`super::set_simd`].
+pub fn cpu_has_avxvnni() -> bool {
+    features() & (AVX2_FMA | AVXVNNI) == AVX2_FMA | AVXVNNI
+}
+
+/// The int8 tile kernel the dispatcher uses now.
+fn int8_kernel() -> &'static str {
+    if !simd_allowed() {
+        "generic"
+    } else if cpu_has_avx512vnni() {
+        "avx512-vnni"
+    } else if cpu_has_avxvnni() {
+        "avx-vnni"
+    } else if cpu_has_avx2_fma() {
+        "avx2"
+    } else {
+        "generic"
+    }
+}
+
 /// AVX-512F element-wise kernels usable and allowed.
 fn avx512f() -> bool {
     simd_allowed() && cpu_has_avx512f()
@@ -143,16 +190,70 @@ fn avx2_fma_f16c() -> bool {
     simd_allowed() && cpu_has_avx2_fma_f16c()
 }
 
-/// Name of the kernel set the dispatcher uses now.
+/// Name of the kernel set the dispatcher uses now (the int8 tile kernel in brackets).
 pub fn kernel_set() -> &'static str {
-    if avx2_fma_f16c() && avx512f() {
-        "avx2+fma+f16c (avx512f element-wise)"
-    } else if avx2_fma_f16c() {
-        "avx2+fma+f16c"
-    } else if avx2_fma() {
-        "avx2+fma"
+    match (
+        int8_kernel(),
+        avx2_fma_f16c() && avx512f(),
+        avx2_fma_f16c(),
+        avx2_fma(),
+    ) {
+        ("avx512-vnni", true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx512-vnni)",
+        ("avx-vnni", true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx-vnni)",
+        (_, true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx2)",
+        ("avx-vnni", _, true, _) => "avx2+fma+f16c (int8 avx-vnni)",
+        (_, _, true, _) => "avx2+fma+f16c (int8 avx2)",
+        ("avx-vnni", _, _, true) => "avx2+fma (int8 avx-vnni)",
+        (_, _, _, true) => "avx2+fma (int8 avx2)",
+        _ => "generic",
+    }
+}
+
+/// [`crate::kernels::q8::quantize_tile`], with AVX2 where usable (same bits).
+pub fn quantize_tile(x: &[f32], k_len: usize, q: &mut [u8], s_x: &mut [f32; TILE]) -> bool {
+    if avx2_fma() {
+        // SAFETY: AVX2 and FMA usable (checked just above).
+        unsafe { q8::quantize_tile_avx2(x, k_len, q, s_x) }
     } else {
-        "generic"
+        crate::kernels::q8::quantize_tile(x, k_len, q, s_x)
+    }
+}
+
+/// [`crate::kernels::q8::tile_q8`] with the best integer kernel this CPU has (AVX-512 VNNI,
+/// AVX-VNNI, AVX2), same bits.
+pub fn tile_q8(
+    w: &[u8],
+    w_scales: &[u8],
+    cols: usize,
+    k_len: usize,
+    q: &[u8],
+    s_x: &[f32; TILE],
+    y: &mut [f32],
+) {
+    // SAFETY (each arm): the kernel's features were reported by CPUID with OS-enabled
+    // register state (`int8_kernel` checks `cpu_has_*`).
+    match int8_kernel() {
+        "avx512-vnni" => unsafe { q8::vnni512::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        "avx-vnni" => unsafe { q8::avxvnni::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        "avx2" => unsafe { q8::avx2::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        _ => crate::kernels::q8::tile_q8(w, w_scales, cols, k_len, q, s_x, y),
+    }
+}
+
+/// [`crate::kernels::q8::matvec_q8`] compiled for AVX2 (the compiler vectorises the integer
+/// dot products; same bits).
+#[target_feature(enable = "avx2,fma")]
+fn matvec_q8_avx2(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    crate::kernels::q8::matvec_q8(w, w_scales, cols, x, y);
+}
+
+/// [`crate::kernels::q8::matvec_q8`], compiled for AVX2 where usable.
+pub fn matvec_q8(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+    if avx2_fma() {
+        // SAFETY: AVX2 and FMA usable (checked just above).
+        unsafe { matvec_q8_avx2(w, w_scales, cols, x, y) }
+    } else {
+        crate::kernels::q8::matvec_q8(w, w_scales, cols, x, y);
     }
 }
 
