@@ -4,10 +4,8 @@
 //!
 //! `cargo run -p trm-edge --example fuzz_seeds -- trm-edge/fuzz/corpus/model_from_bytes`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use trm_edge::format::{DType, Model, Variant};
+use trm_testkit::models::{pack, random_tensors, tiny_config};
 
 fn main() {
     let dir = std::env::args()
@@ -16,7 +14,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create the corpus directory");
     for variant in [Variant::MlpT, Variant::Attention] {
         for (seq_len, vocab) in [(4, 5), (81, 11)] {
-            let mut cfg = common::tiny_config(variant, seq_len, vocab);
+            let mut cfg = tiny_config(variant, seq_len, vocab);
             if seq_len == 81 {
                 // Keep the Sudoku-shaped seeds small: narrow state, one puzzle row.
                 cfg.hidden = 4;
@@ -35,9 +33,9 @@ fn main() {
                 cfg.h_cycles = 1;
                 cfg.l_cycles = 1;
             }
-            let tensors = common::random_tensors(&cfg, 7);
+            let tensors = random_tensors(&cfg, 7);
             for dtype in [DType::F32, DType::F16, DType::I8] {
-                let file = common::pack(&cfg, &tensors, dtype);
+                let file = pack(&cfg, &tensors, dtype);
                 Model::from_bytes(&file).expect("seed validates");
                 let name = format!("{dir}/{variant:?}-l{seq_len}-{dtype:?}.trm").to_lowercase();
                 std::fs::write(&name, &file).expect("write seed");

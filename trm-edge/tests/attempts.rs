@@ -2,11 +2,8 @@
 //! single solver, budgets hold, the sources are what they claim (one chain for `Steps`, the
 //! pure sources' draws for `Mixed`, answers mapped back for `Aug`), determinism, errors.
 
-mod common;
-
-use common::{pack, random_tensors, tiny_config};
 use proptest::prelude::*;
-use trm_edge::format::{DType, Model, ModelConfig, TensorKind, Variant};
+use trm_edge::format::{DType, Model, ModelConfig, Variant};
 use trm_edge::runtime::RunError;
 use trm_edge::solver::attempts::{
     AttemptError, AttemptKind, AttemptOptions, AttemptRecord, AttemptSolution, AttemptSolver,
@@ -14,6 +11,7 @@ use trm_edge::solver::attempts::{
 };
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::{Grid, check_answer, parse};
+use trm_testkit::models::{self, pack, random_tensors, tiny_config};
 
 const PUZZLE: &str =
     "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
@@ -33,8 +31,8 @@ fn random_model(variant: Variant, seed: u64) -> Vec<u8> {
     pack(&cfg, &random_tensors(&cfg, seed), DType::F32)
 }
 
-/// A model that answers its input (one-hot embeddings, identity LM head, zero blocks): a full
-/// grid comes back as it is, blanks stay blank. `q_halt` is `q_bias`.
+/// A model that answers its input (trm-testkit's echo model at hidden 16): a full grid comes
+/// back as it is, blanks stay blank. `q_halt` is `q_bias`.
 fn echo_model(q_bias: f32) -> Vec<u8> {
     let cfg = ModelConfig {
         hidden: 16,
@@ -43,23 +41,9 @@ fn echo_model(q_bias: f32) -> Vec<u8> {
         puzzle_emb_ndim: 16,
         ..tiny_config(Variant::MlpT, 81, 11)
     };
-    let mut raw = random_tensors(&cfg, 1);
-    for (id, shape, data) in raw.iter_mut() {
-        data.iter_mut().for_each(|v| *v = 0.0);
-        match id.kind {
-            TensorKind::Embed | TensorKind::LmHead => {
-                for t in 0..shape[0] {
-                    data[t * shape[1] + t] = 1.0;
-                }
-            }
-            TensorKind::QHeadBias => data.copy_from_slice(&[q_bias, -q_bias]),
-            _ => {}
-        }
-    }
-    pack(&cfg, &raw, DType::F32)
+    models::echo_model(&cfg, q_bias)
 }
 
-/// Runs a multi-attempt solve and returns its result and the records it observed.
 fn run(
     model: &Model<'_>,
     puzzle: &Grid,

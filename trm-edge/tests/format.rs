@@ -1,14 +1,12 @@
 //! The packed model file: round trips through the writer and the reader, and rejection of
 //! corrupted, truncated and inconsistent files (never a panic).
 
-mod common;
-
-use common::{aligned, pack, random_tensors, tiny_config};
 use proptest::prelude::*;
 use trm_edge::format::{
     DType, ENTRY_LEN, FormatError, HEADER_LEN, MAGIC, Model, TensorId, TensorInput, TensorKind,
     Variant, WriteError, packed_size, write_model,
 };
+use trm_testkit::models::{aligned, pack, random_tensors, tiny_config};
 
 /// Recomputes the CRC-32 trailer after a deliberate edit.
 fn fix_crc(file: &mut [u8]) {

@@ -1,16 +1,14 @@
 //! The runtime against a plain f64 reference written from the fixture README (§5), on small
 //! random models of both variants; the solver's budget, policies, errors and determinism.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{pack, random_tensors, tiny_config};
 use trm_edge::format::{DType, Model, ModelConfig, TensorId, TensorKind, Variant};
 use trm_edge::kernels::TILE;
 use trm_edge::runtime::RunError;
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StopReason, predict};
 use trm_edge::sudoku::{Grid, parse};
+use trm_testkit::models::{pack, random_tensors, tiny_config};
 
 type Tensors = HashMap<TensorId, Vec<f64>>;
 

@@ -2,17 +2,15 @@
 //! models: the same result as the plain solves, one view per supervision step that is what
 //! that step predicts, and `Break` stops where it says.
 
-mod common;
-
 use std::ops::ControlFlow;
 
-use common::{pack, random_tensors, tiny_config};
 use trm_edge::format::{DType, Model, Variant};
 use trm_edge::solver::attempts::{
     AttemptKind, AttemptOptions, AttemptRecord, AttemptSolver, AttemptSource, Selection,
 };
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver, StepView, StopReason};
 use trm_edge::sudoku::{check_answer, parse};
+use trm_testkit::models::{pack, random_tensors, tiny_config};
 
 const PUZZLE: &str =
     "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
