@@ -12,7 +12,7 @@ if ! rustc --print sysroot >/dev/null 2>&1 \
   echo "error: the wasm32-unknown-unknown target is missing: rustup target add wasm32-unknown-unknown" >&2
   exit 1
 fi
-cargo build --release --target wasm32-unknown-unknown
+cargo build --release --target wasm32-unknown-unknown --target-dir target
 mkdir -p "$out"
 cp static/index.html static/app.js static/worker.js static/style.css "$out/"
 cp target/wasm32-unknown-unknown/release/trm_web.wasm "$out/"

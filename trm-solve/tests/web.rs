@@ -178,10 +178,10 @@ impl Browser {
                 buf.extend_from_slice(&chunk[..n]);
                 while let Some(end) = buf.iter().position(|&b| b == 0) {
                     let msg: Vec<u8> = buf.drain(..=end).collect();
-                    if let Ok(v) = serde_json::from_slice(&msg[..end]) {
-                        if tx.send(v).is_err() {
-                            return;
-                        }
+                    if let Ok(v) = serde_json::from_slice(&msg[..end])
+                        && tx.send(v).is_err()
+                    {
+                        return;
                     }
                 }
             }
@@ -508,6 +508,12 @@ fn the_page_solves_puzzles_in_chromium_as_the_cli_does() {
     let t = b.eval("window.trmTimings");
     let shot = artefacts.join("trm-web.png");
     b.screenshot(&shot);
+    if let Some(rounds) = std::env::var("TRM_WEB_BENCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        bench(&mut b, &tmp, &model, rounds);
+    }
     drop(b);
     let (ms, steps) = step_ms
         .iter()
@@ -520,4 +526,55 @@ fn the_page_solves_puzzles_in_chromium_as_the_cli_does() {
         shot.display()
     );
     assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000));
+}
+
+/// `TRM_WEB_BENCH=N`: `N` rounds of one 16-step solve (policy full) in the page, each followed
+/// by the same solve with `trm-solve --no-simd --threads 1` (its `latency p50`: the model
+/// only); prints both per step and their ratio per round.
+fn bench(b: &mut Browser, tmp: &Path, model: &Path, rounds: usize) {
+    let puzzle = CASES[1].puzzle;
+    let input = tmp.join("bench.txt");
+    std::fs::write(&input, format!("{puzzle}\n")).expect("write puzzle");
+    b.set("budget", "16");
+    b.set("policy", "full");
+    b.type_into("puzzle", puzzle);
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        b.click("solve");
+        b.wait_for(
+            "document.getElementById('result').dataset.state === 'done'",
+            "an answer",
+            Duration::from_secs(300),
+        );
+        let text = b.eval("document.getElementById('result').textContent");
+        let page: Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+        let web = page["ms"].as_f64().unwrap() / 16.0;
+        let o = run(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--no-simd",
+            "--threads",
+            "1",
+            "--budget",
+            "16",
+            input.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        let native = err
+            .lines()
+            .find_map(|l| l.strip_prefix("latency p50: "))
+            .and_then(|l| l.trim_end_matches(" ms").parse::<f64>().ok())
+            .expect("latency line")
+            / 16.0;
+        ratios.push(web / native);
+        eprintln!(
+            "bench round {round}: browser {web:.1} ms/step, trm-solve --no-simd {native:.1} ms/step, ratio {:.2}",
+            web / native
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "bench: median ratio browser / native scalar {:.2}",
+        ratios[ratios.len() / 2]
+    );
 }
