@@ -2,8 +2,9 @@
 //! as the host build: byte-identical output with the scalar kernels (`--no-simd`, the same
 //! arithmetic on both), identical answers with NEON against AVX2, and an exact model whose
 //! JSON output is identical with SIMD on. Also runs trm-edge's unit tests for aarch64 under
-//! `qemu-aarch64`: the NEON kernels against the scalar ones, and the NEON tile products
-//! bit-identical to AVX2's.
+//! `qemu-aarch64`: the NEON kernels against the scalar ones, the NEON tile products
+//! bit-identical to AVX2's, and the `SDOT` int8 kernel bit-identical to the integer
+//! specification (qemu's `-cpu max` has the dot-product extension).
 //!
 //! Run alone with `cargo test --workspace --release aarch64`. Needs the
 //! `aarch64-unknown-linux-musl` target, `aarch64-linux-gnu-gcc` and `qemu-aarch64` (see
@@ -119,6 +120,7 @@ fn trm_edge_unit_tests_pass_on_aarch64() {
         "neon_tiles_match_generic",
         "neon_matches_generic",
         "simd_tile_bits_are_the_same_on_x86_64_and_aarch64",
+        "sdot_int8_tile_is_bit_identical_to_the_spec",
     ] {
         assert!(
             out.contains(&format!("{test} ... ok")),

@@ -1,7 +1,10 @@
 //! NEON dot products and tile kernels ([`tile`]) for little-endian aarch64 (NEON is part of the
 //! base ISA there), and their dispatchers (NEON unless [`super::set_simd`]`(false)`).
 
+mod q8;
 mod tile;
+
+pub use q8::{cpu_has_dotprod, tile_q8};
 
 use core::arch::aarch64::{
     float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,
@@ -144,9 +147,14 @@ pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Name of the kernel set in use: `"neon"`, or `"generic"` after `set_simd(false)`.
+/// Name of the kernel set in use: `"neon"` (`"neon (int8 sdot)"` where the CPU has the
+/// dot-product extension), or `"generic"` after `set_simd(false)`.
 pub fn kernel_set() -> &'static str {
-    if simd_allowed() { "neon" } else { "generic" }
+    match (simd_allowed(), cpu_has_dotprod()) {
+        (false, _) => "generic",
+        (true, true) => "neon (int8 sdot)",
+        (true, false) => "neon",
+    }
 }
 
 #[cfg(test)]

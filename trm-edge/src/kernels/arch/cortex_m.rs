@@ -7,21 +7,16 @@
 //! the reset value).
 //!
 //! # Numerics
-//! The activations are f32, so a product first quantises `x` to i16 with one scale per
-//! product: `s = max|x| / 32767`, `x̂[c] = round_half_away(x[c] / s)` (computed as
-//! `x[c] · (32767 / max|x|)`, clamped to ±32767). The sum `Σ q[c]·x̂[c]` is exact in
-//! integers (i32 per block of [`BLOCK`] columns, which cannot overflow even for `q = −128`,
-//! then i64), and `y = s · Σ` (one f32 conversion and one product). Hence:
-//! - error bound against the exact `Σ q[c]·x[c]`: `|y − Σ q·x| ≤ s/2 · Σ|q[c]| + 2⁻²²·|y|`
-//!   (quantisation of `x`, then two f32 roundings), i.e. at most `max|x|·Σ|q| / 65534` plus
-//!   2.4e-7 relative: see [`error_bound`];
-//! - the result does not depend on the summation order: the portable [`matvec_i8_q16`] (the
-//!   specification, tested on every host) and the DSP kernel give the same bits, which the
-//!   firmware's `selftest` checks on the target;
-//! - finite activations are assumed (NaN quantises to 0; an infinite `max|x|` gives NaN).
+//! Exactly [`q8`]'s, so the firmware's int8 products are bit-identical to every other
+//! target's: the activation vector is quantised once per product by [`q8::quantize`] (values
+//! in ±127, kept in 16-bit lanes for `SMLAD`), `SMLAD` sums wrap in i32 like the
+//! specification's sums (it only sets the Q flag on overflow), and each row is rescaled by
+//! [`q8::rescale`]. [`matvec_q8_pairs`] is the same computation in portable Rust on the
+//! packed layout (tested against [`q8::matvec_q8`] on every host); the firmware's `selftest`
+//! checks the DSP kernel against [`q8::matvec_q8`] on the target.
 //!
 //! Products with more than [`MAX_COLS`] columns (the i16 copy of `x` lives on the stack,
-//! `2·MAX_COLS` bytes) and [`super::set_simd`]`(false)` use the generic f32 kernels.
+//! `2·MAX_COLS` bytes) and [`super::set_simd`]`(false)` use [`q8::matvec_q8`].
 //!
 //! Cost (Cortex-M4, exact QEMU instruction counts in BENCHMARKS.md): the inner loop handles
 //! two rows × four columns in 13 instructions (one `LDRD` of four activations shared by both
@@ -33,57 +28,47 @@
 
 #[cfg(trm_arm_dsp)]
 use super::simd_allowed;
+#[cfg(any(trm_arm_fp16, doc))]
 use crate::kernels::generic;
+use crate::kernels::q8;
 
-/// Largest number of columns the quantised path handles (stack copy of `x`: 4 KiB).
+/// Largest number of columns the packed path handles (stack copy of `x`: 4 KiB).
 pub const MAX_COLS: usize = 2048;
-/// Columns per exact i32 partial sum: `512 · 128 · 32767 < 2³¹`.
-pub const BLOCK: usize = 512;
-/// Largest quantised activation magnitude.
-const Q_MAX: f32 = 32767.0;
 
-/// The quantisation of one activation vector: `x̂` packed for `SMLAD` and its scale.
+/// The quantisation of one activation vector ([`q8`] steps 1–3), packed for `SMLAD`, and its
+/// scale.
 ///
-/// Columns are grouped by four; group `g` holds two words: `x̂[4g] | x̂[4g+2] << 16` and
-/// `x̂[4g+1] | x̂[4g+3] << 16`, matching what `SXTB16 w` and `SXTB16 w, ROR #8` extract from
+/// Columns are grouped by four; group `g` holds two words: `a[4g] | a[4g+2] << 16` and
+/// `a[4g+1] | a[4g+3] << 16`, matching what `SXTB16 w` and `SXTB16 w, ROR #8` extract from
 /// the four weights `q[4g..4g+4]` read as one little-endian word. The last `cols % 4`
 /// values are kept unpacked in `tail`.
 struct Quantized {
     pairs: [u32; MAX_COLS / 2],
     tail: [i32; 3],
-    scale: f32,
+    s_x: f32,
 }
 
-/// `round_half_away(v)` clamped to ±32767, for `|v| ≤ 32767` up to rounding.
-fn q16(v: f32) -> i32 {
-    let r = if v >= 0.0 { v + 0.5 } else { v - 0.5 };
-    // `as` truncates toward zero and saturates (NaN gives 0); clamp to the symmetric range.
-    (r as i32).clamp(-(Q_MAX as i32), Q_MAX as i32)
-}
-
-/// Quantises `x` (at most [`MAX_COLS`] values) to i16 with one scale.
-fn quantize(x: &[f32]) -> Quantized {
+/// Quantises `x` (at most [`MAX_COLS`] values; `None` if longer).
+fn quantize(x: &[f32]) -> Option<Quantized> {
+    if x.len() > MAX_COLS {
+        return None;
+    }
+    let (s_x, inv) = q8::scales(q8::abs_max(x));
     let mut out = Quantized {
         pairs: [0; MAX_COLS / 2],
         tail: [0; 3],
-        scale: 0.0,
+        s_x,
     };
-    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 || x.len() > MAX_COLS {
-        return out;
-    }
-    let inv = Q_MAX / max;
-    out.scale = max / Q_MAX;
+    let lane = |v: f32| q8::quantize(v, inv) as i16 as u16 as u32;
     let (groups, tail) = x.as_chunks::<4>();
     for (g, pair) in groups.iter().zip(out.pairs.as_chunks_mut::<2>().0) {
-        let [a, b, c, d] = g.map(|v| q16(v * inv));
-        pair[0] = (a as u16 as u32) | ((c as u16 as u32) << 16);
-        pair[1] = (b as u16 as u32) | ((d as u16 as u32) << 16);
+        pair[0] = lane(g[0]) | (lane(g[2]) << 16);
+        pair[1] = lane(g[1]) | (lane(g[3]) << 16);
     }
-    for (t, v) in out.tail.iter_mut().zip(tail) {
-        *t = q16(v * inv);
+    for (t, &v) in out.tail.iter_mut().zip(tail) {
+        *t = i32::from(q8::quantize(v, inv));
     }
-    out
+    Some(out)
 }
 
 /// The two 16-bit lanes of a word as signed values.
@@ -94,70 +79,59 @@ fn lanes(w: u32) -> (i32, i32) {
     )
 }
 
-/// `Σ q[c]·x̂[c]` over whole groups `g0..g1` of one row (portable; exact in i32 per block).
-fn row_sum_portable(q: &[u8], xq: &Quantized, groups: core::ops::Range<usize>) -> i64 {
-    let mut total = 0i64;
-    let mut g = groups.start;
-    while g < groups.end {
-        let end = (g + BLOCK / 4).min(groups.end);
-        let mut acc = 0i32;
-        for k in g..end {
-            let (Some(w), Some(p)) = (q.get(4 * k..4 * k + 4), xq.pairs.get(2 * k..2 * k + 2))
-            else {
-                break;
-            };
-            let (x0, x2) = lanes(p[0]);
-            let (x1, x3) = lanes(p[1]);
-            let w = |i: usize| i32::from(w[i] as i8);
-            // Bounded by |q| ≤ 128, |x̂| ≤ 32767 and BLOCK: no overflow.
-            acc = acc.wrapping_add(w(0) * x0 + w(2) * x2 + w(1) * x1 + w(3) * x3);
-        }
-        total += i64::from(acc);
-        g = end;
+/// `Σ q[c]·a[c]` over the whole groups `0..groups` of one row, wrapping in i32 (what the
+/// `SMLAD` loop computes).
+fn row_sum_portable(q: &[u8], xq: &Quantized, groups: usize) -> i32 {
+    let mut acc = 0i32;
+    for k in 0..groups {
+        let (Some(w), Some(p)) = (q.get(4 * k..4 * k + 4), xq.pairs.get(2 * k..2 * k + 2)) else {
+            break;
+        };
+        let (x0, x2) = lanes(p[0]);
+        let (x1, x3) = lanes(p[1]);
+        let w = |i: usize| i32::from(w[i] as i8);
+        acc = acc
+            .wrapping_add(w(0) * x0 + w(2) * x2)
+            .wrapping_add(w(1) * x1 + w(3) * x3);
     }
-    total
+    acc
 }
 
-/// The tail columns (`4·groups ..`) of one row.
-fn tail_sum(q: &[u8], xq: &Quantized, groups: usize) -> i64 {
-    q.get(4 * groups..)
-        .unwrap_or(&[])
-        .iter()
-        .zip(xq.tail)
-        .map(|(&w, x)| i64::from(w as i8) * i64::from(x))
-        .sum()
+/// `Σ q[c]·a[c]` over the tail columns `4·groups..` of a row (at most 3 products).
+fn tail_sum(row: &[u8], xq: &Quantized, groups: usize) -> i32 {
+    let mut s = 0i32;
+    for (&w, x) in row.get(4 * groups..).unwrap_or(&[]).iter().zip(xq.tail) {
+        s = s.wrapping_add(i32::from(w as i8) * x);
+    }
+    s
 }
 
-/// The portable specification of the DSP kernel: `y[r] = s · Σ_c q[r, c]·x̂[c]` with the
-/// quantisation described in the module docs (same contract as [`generic::matvec_i8`]
-/// otherwise: `rows = q.len() / cols`, a shorter `y` truncates, `cols = 0` does nothing).
-/// Products wider than [`MAX_COLS`] use [`generic::matvec_i8`].
-pub fn matvec_i8_q16(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+/// The row scale `s_w[n]` (0 when missing).
+fn row_scale(w_scales: &[u8], n: usize) -> f32 {
+    w_scales
+        .as_chunks::<4>()
+        .0
+        .get(n)
+        .map_or(0.0, |b| f32::from_le_bytes(*b))
+}
+
+/// [`q8::matvec_q8`] on the `SMLAD` layout in portable Rust (the same bits; the contract of
+/// [`q8::matvec_q8`]).
+pub fn matvec_q8_pairs(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     if cols == 0 {
         return;
     }
     let x = x.get(..cols).unwrap_or(x);
-    if x.len() > MAX_COLS || x.len() < cols {
-        generic::matvec_i8(q, cols, x, y);
+    let Some(xq) = quantize(x) else {
+        q8::matvec_q8(w, w_scales, cols, x, y);
         return;
+    };
+    let groups = x.len() / 4;
+    let rows = w_scales.len() / 4;
+    for (n, (row, out)) in w.chunks_exact(cols).zip(y).take(rows).enumerate() {
+        let acc = row_sum_portable(row, &xq, groups).wrapping_add(tail_sum(row, &xq, groups));
+        *out = q8::rescale(acc, xq.s_x, row_scale(w_scales, n));
     }
-    let xq = quantize(x);
-    let groups = cols / 4;
-    for (row, out) in q.chunks_exact(cols).zip(y) {
-        let sum = row_sum_portable(row, &xq, 0..groups) + tail_sum(row, &xq, groups);
-        *out = sum as f32 * xq.scale;
-    }
-}
-
-/// The bound of the module docs for one row: `max|x| · Σ|q| / 65534 + 2⁻²²·|y|`.
-pub fn error_bound(q: &[u8], x: &[f32], y: f32) -> f32 {
-    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let sum_q: f32 = q
-        .iter()
-        .take(x.len())
-        .map(|&w| f32::from(w as i8).abs())
-        .sum();
-    max * sum_q / (2.0 * Q_MAX) * (1.0 + 1e-6) + y.abs() * 2.4e-7
 }
 
 #[cfg(trm_arm_dsp)]
@@ -169,7 +143,7 @@ mod dsp {
     ///
     /// # Safety
     /// `1 ≤ n`; `row0` and `row0 + stride` must each point to `4·n` readable bytes;
-    /// `n ≤ MAX_COLS / 4`; the sums must not overflow i32 (`4·n ≤ BLOCK` columns).
+    /// `n ≤ MAX_COLS / 4`. The sums wrap in i32, as the specification's do.
     #[inline(always)]
     pub(super) unsafe fn two_rows(
         row0: *const u8,
@@ -247,52 +221,45 @@ mod dsp {
     }
 }
 
-/// `Σ q[c]·x̂[c]` over the tail columns `4·groups..` of a row, in i32 (at most 3 products).
+/// [`q8::matvec_q8`] with `SMLAD` (identical results), two rows at a time; products wider
+/// than [`MAX_COLS`] or with `x` shorter than `cols` use [`q8::matvec_q8`].
 #[cfg(trm_arm_dsp)]
-fn tail_i32(row: &[u8], xq: &Quantized, groups: usize) -> i32 {
-    let mut s = 0i32;
-    for (&w, x) in row.get(4 * groups..).unwrap_or(&[]).iter().zip(xq.tail) {
-        s += i32::from(w as i8) * x;
-    }
-    s
-}
-
-/// [`matvec_i8_q16`] with `SMLAD` (identical results), two rows at a time. Products of at
-/// most [`BLOCK`] columns (every product of the shipped models) sum in i32 and convert with
-/// one `VCVT`; wider ones fall back to [`matvec_i8_q16`]'s portable code.
-#[cfg(trm_arm_dsp)]
-fn matvec_i8_dsp(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+fn matvec_q8_dsp(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     if cols == 0 {
         return;
     }
-    if cols > BLOCK || x.len() < cols {
-        matvec_i8_q16(q, cols, x, y);
+    let quantised = x.get(..cols).and_then(quantize);
+    let Some(xq) = quantised else {
+        q8::matvec_q8(w, w_scales, cols, x, y);
         return;
-    }
-    let xq = quantize(x.get(..cols).unwrap_or(x));
+    };
     let groups = cols / 4;
-    let mut rows = q.chunks_exact(cols).zip(y.iter_mut());
-    loop {
-        let Some((r0, y0)) = rows.next() else { break };
-        let mut a0 = tail_i32(r0, &xq, groups);
+    let n_rows = w_scales.len() / 4;
+    let mut rows = w
+        .chunks_exact(cols)
+        .zip(y.iter_mut())
+        .take(n_rows)
+        .enumerate();
+    while let Some((n, (r0, y0))) = rows.next() {
+        let mut a0 = tail_sum(r0, &xq, groups);
         match rows.next() {
-            Some((r1, y1)) => {
-                let mut a1 = tail_i32(r1, &xq, groups);
+            Some((_, (r1, y1))) => {
+                let mut a1 = tail_sum(r1, &xq, groups);
                 if groups > 0 {
                     // SAFETY: `r1` starts `cols` bytes after `r0` (consecutive exact chunks of
-                    // `q`), each holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ BLOCK / 4`, so
-                    // the i32 sums cannot overflow and `pairs` is in bounds.
+                    // `w`), each holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ MAX_COLS / 4`, so
+                    // `pairs` is in bounds.
                     unsafe { dsp::two_rows(r0.as_ptr(), cols, &xq, groups, &mut a0, &mut a1) };
                 }
-                *y0 = a0 as f32 * xq.scale;
-                *y1 = a1 as f32 * xq.scale;
+                *y0 = q8::rescale(a0, xq.s_x, row_scale(w_scales, n));
+                *y1 = q8::rescale(a1, xq.s_x, row_scale(w_scales, n + 1));
             }
             None => {
                 if groups > 0 {
-                    // SAFETY: `r0` holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ BLOCK / 4`.
+                    // SAFETY: `r0` holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ MAX_COLS / 4`.
                     unsafe { dsp::one_row(r0.as_ptr(), &xq, groups, &mut a0) };
                 }
-                *y0 = a0 as f32 * xq.scale;
+                *y0 = q8::rescale(a0, xq.s_x, row_scale(w_scales, n));
             }
         }
     }
@@ -388,27 +355,15 @@ pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// [`generic::matvec_i8`]'s contract with the DSP kernel ([`matvec_i8_q16`] numerics) unless
-/// SIMD is switched off.
+/// [`q8::matvec_q8`] with the DSP kernel unless SIMD is switched off (identical results
+/// either way).
 #[cfg(trm_arm_dsp)]
-pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
+pub fn matvec_q8(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     if simd_allowed() {
-        matvec_i8_dsp(q, cols, x, y);
+        matvec_q8_dsp(w, w_scales, cols, x, y);
     } else {
-        generic::matvec_i8(q, cols, x, y);
+        q8::matvec_q8(w, w_scales, cols, x, y);
     }
-}
-
-/// [`generic::dot_i8`]'s contract with the DSP kernel unless SIMD is switched off.
-#[cfg(trm_arm_dsp)]
-pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
-    let n = q.len().min(x.len());
-    let mut y = [0f32; 1];
-    if n == 0 {
-        return 0.0;
-    }
-    matvec_i8(q.get(..n).unwrap_or(&[]), n, x, &mut y);
-    y[0]
 }
 
 /// Name of the kernel set in use: `"dsp"` (int8 products with `SMLAD`, f16 weights decoded by
@@ -426,11 +381,11 @@ mod tests {
     use std::vec::Vec;
 
     proptest! {
-        /// The quantised kernel stays within its stated bound of the exact sum, for every
-        /// row, with awkward lengths (tails, several blocks) and int8 values including −128.
+        /// The packed `SMLAD` layout gives the specification's bits, for awkward lengths
+        /// (tails, beyond MAX_COLS), int8 values including −128, outliers and NaN.
         #[test]
-        fn q16_is_within_its_bound(
-            cols in 1usize..1100,
+        fn packed_layout_matches_the_spec(
+            cols in 1usize..2100,
             rows in 1usize..4,
             seed in any::<u64>(),
             scale in 1e-3f32..1e3,
@@ -443,55 +398,17 @@ mod tests {
                 s
             };
             let q: Vec<u8> = (0..rows * cols).map(|_| next() as u8).collect();
+            let scales: Vec<u8> = (0..rows).flat_map(|r| (0.01 * (r + 1) as f32).to_le_bytes()).collect();
             let x: Vec<f32> = (0..cols)
-                .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale)
+                .map(|i| if i % 61 == 3 { f32::NAN } else {
+                    ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+                })
                 .collect();
-            let mut y = std::vec![0f32; rows];
-            matvec_i8_q16(&q, cols, &x, &mut y);
-            for (r, row) in q.chunks_exact(cols).enumerate() {
-                let exact: f64 = row
-                    .iter()
-                    .zip(&x)
-                    .map(|(&w, &v)| f64::from(w as i8) * f64::from(v))
-                    .sum();
-                let bound = f64::from(error_bound(row, &x, y[r]));
-                prop_assert!((f64::from(y[r]) - exact).abs() <= bound,
-                    "row {r}: {} vs {exact}, bound {bound}", y[r]);
-                let mut g = [0f32; 1];
-                generic::matvec_i8(row, cols, &x, &mut g);
-                // The generic kernel's own f32 rounding: below 1e-5 of Σ|q·x| here.
-                let mag: f64 = row
-                    .iter()
-                    .zip(&x)
-                    .map(|(&w, &v)| (f64::from(w as i8) * f64::from(v)).abs())
-                    .sum();
-                prop_assert!(f64::from((g[0] - y[r]).abs()) <= bound + 1e-5 * mag);
-            }
+            let (mut y, mut spec) = (std::vec![0f32; rows], std::vec![1f32; rows]);
+            matvec_q8_pairs(&q, &scales, cols, &x, &mut y);
+            q8::matvec_q8(&q, &scales, cols, &x, &mut spec);
+            prop_assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                spec.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
-    }
-
-    #[test]
-    fn q16_edge_cases() {
-        let mut y = [1f32; 2];
-        // Zero activations, zero columns, a short y, a too-wide product (generic path).
-        matvec_i8_q16(&[1, 2, 3, 4], 2, &[0.0, 0.0], &mut y);
-        assert_eq!(y, [0.0, 0.0]);
-        matvec_i8_q16(&[1, 2], 0, &[1.0], &mut y);
-        assert_eq!(y, [0.0, 0.0]);
-        let mut one = [0f32; 1];
-        matvec_i8_q16(&[1, 2, 3, 4], 2, &[1.0, 1.0], &mut one);
-        assert_eq!(one, [3.0]);
-        let wide = std::vec![1u8; MAX_COLS + 1];
-        let xs = std::vec![0.5f32; MAX_COLS + 1];
-        matvec_i8_q16(&wide, MAX_COLS + 1, &xs, &mut one);
-        assert_eq!(one[0], (MAX_COLS + 1) as f32 * 0.5);
-        // Exactly representable activations are exact: x̂ = x · 32767 / max.
-        let q = [127u8, 0x81, 5, 7, 9];
-        let x = [32767.0f32, -32767.0, 1.0, 2.0, 3.0];
-        matvec_i8_q16(&q, 5, &x, &mut one);
-        assert_eq!(
-            one[0],
-            (127.0 * 32767.0 + 127.0 * 32767.0 + 5.0 + 14.0 + 27.0) as f32
-        );
     }
 }

@@ -143,10 +143,12 @@ pub use aarch64::{dot_f32, dot_i8, kernel_set, matvec_f32, matvec_i8};
 pub use super::generic::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
 pub use super::generic::{dot_f32, matvec_f32};
+#[cfg(trm_arm_dsp)]
+pub use super::generic::{dot_i8, matvec_i8};
 #[cfg(trm_arm_fp16)]
 pub use cortex_m::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
-pub use cortex_m::{dot_i8, kernel_set, matvec_i8};
+pub use cortex_m::{kernel_set, matvec_q8};
 
 #[cfg(not(any(
     target_arch = "x86_64",
@@ -175,10 +177,27 @@ pub fn kernel_set() -> &'static str {
 
 pub use super::generic::dot;
 
-// Integer-activation int8 products: x86_64 kernels chosen at run time, the portable
-// specification elsewhere.
+// Integer-activation int8 products: x86_64 kernels chosen at run time, aarch64 SDOT chosen at
+// run time, Cortex-M SMLAD, the portable specification elsewhere.
+#[cfg(not(any(target_arch = "x86_64", trm_arm_dsp)))]
+pub use super::q8::matvec_q8;
 #[cfg(not(target_arch = "x86_64"))]
-pub use super::q8::{matvec_q8, quantize_tile, tile_q8};
+pub use super::q8::quantize_tile;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon"
+    )
+)))]
+pub use super::q8::tile_q8;
+#[cfg(all(
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_feature = "neon"
+))]
+pub use aarch64::tile_q8;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{matvec_q8, quantize_tile, tile_q8};
 

@@ -160,18 +160,27 @@ pub fn cpu_has_avxvnni() -> bool {
     features() & (AVX2_FMA | AVXVNNI) == AVX2_FMA | AVXVNNI
 }
 
+/// The integer int8 tile kernels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Int8Kernel {
+    Generic,
+    Avx2,
+    AvxVnni,
+    Avx512Vnni,
+}
+
 /// The int8 tile kernel the dispatcher uses now.
-fn int8_kernel() -> &'static str {
+fn int8_kernel() -> Int8Kernel {
     if !simd_allowed() {
-        "generic"
+        Int8Kernel::Generic
     } else if cpu_has_avx512vnni() {
-        "avx512-vnni"
+        Int8Kernel::Avx512Vnni
     } else if cpu_has_avxvnni() {
-        "avx-vnni"
+        Int8Kernel::AvxVnni
     } else if cpu_has_avx2_fma() {
-        "avx2"
+        Int8Kernel::Avx2
     } else {
-        "generic"
+        Int8Kernel::Generic
     }
 }
 
@@ -192,18 +201,19 @@ fn avx2_fma_f16c() -> bool {
 
 /// Name of the kernel set the dispatcher uses now (the int8 tile kernel in brackets).
 pub fn kernel_set() -> &'static str {
+    use Int8Kernel::{Avx512Vnni, AvxVnni};
     match (
         int8_kernel(),
         avx2_fma_f16c() && avx512f(),
         avx2_fma_f16c(),
         avx2_fma(),
     ) {
-        ("avx512-vnni", true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx512-vnni)",
-        ("avx-vnni", true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx-vnni)",
+        (Avx512Vnni, true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx512-vnni)",
+        (AvxVnni, true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx-vnni)",
         (_, true, ..) => "avx2+fma+f16c (avx512f element-wise, int8 avx2)",
-        ("avx-vnni", _, true, _) => "avx2+fma+f16c (int8 avx-vnni)",
+        (AvxVnni, _, true, _) => "avx2+fma+f16c (int8 avx-vnni)",
         (_, _, true, _) => "avx2+fma+f16c (int8 avx2)",
-        ("avx-vnni", _, _, true) => "avx2+fma (int8 avx-vnni)",
+        (AvxVnni, _, _, true) => "avx2+fma (int8 avx-vnni)",
         (_, _, _, true) => "avx2+fma (int8 avx2)",
         _ => "generic",
     }
@@ -230,13 +240,16 @@ pub fn tile_q8(
     s_x: &[f32; TILE],
     y: &mut [f32],
 ) {
-    // SAFETY (each arm): the kernel's features were reported by CPUID with OS-enabled
-    // register state (`int8_kernel` checks `cpu_has_*`).
     match int8_kernel() {
-        "avx512-vnni" => unsafe { q8::vnni512::tile(w, w_scales, cols, k_len, q, s_x, y) },
-        "avx-vnni" => unsafe { q8::avxvnni::tile(w, w_scales, cols, k_len, q, s_x, y) },
-        "avx2" => unsafe { q8::avx2::tile(w, w_scales, cols, k_len, q, s_x, y) },
-        _ => crate::kernels::q8::tile_q8(w, w_scales, cols, k_len, q, s_x, y),
+        // SAFETY: CPUID reported AVX-512 F/BW/VL/VNNI with OS-enabled ZMM state
+        // (`cpu_has_avx512vnni`).
+        Int8Kernel::Avx512Vnni => unsafe { q8::vnni512::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        // SAFETY: CPUID reported AVX-VNNI, AVX2 and FMA with OS-enabled YMM state
+        // (`cpu_has_avxvnni`).
+        Int8Kernel::AvxVnni => unsafe { q8::avxvnni::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        // SAFETY: CPUID reported AVX2 and FMA with OS-enabled YMM state (`cpu_has_avx2_fma`).
+        Int8Kernel::Avx2 => unsafe { q8::avx2::tile(w, w_scales, cols, k_len, q, s_x, y) },
+        Int8Kernel::Generic => crate::kernels::q8::tile_q8(w, w_scales, cols, k_len, q, s_x, y),
     }
 }
 

@@ -1,0 +1,294 @@
+//! Integer-activation int8 tile kernel with `SDOT` (the Armv8.2 dot-product extension,
+//! `FEAT_DotProd`: Cortex-A75/A76/A78, Carmel, Neoverse, Apple M1 and later), chosen at run
+//! time; [`crate::kernels::q8`] is its specification and the integer sums are exact, so it
+//! gives the same bits.
+//!
+//! Register block: 4 weight rows × 16 tile lanes (16 accumulators of 4 lanes). The quantised
+//! tile holds four columns of one lane in four consecutive bytes, so one 16-byte load gives
+//! four lanes × four columns, and `sdot acc.4s, a.16b, w.4b[e]` adds the four products of
+//! each lane with the four weights `w[4g .. 4g + 4]` (element `e` of a 16-byte load of the
+//! weight row) into its i32 lane: per 16 columns, one weight load per row and 16 activation
+//! loads feed 64 `sdot` (1,024 multiply-adds).
+//!
+//! Detection: a build for a CPU with the extension (`-C target-feature=+dotprod`) uses it
+//! unconditionally; otherwise, on Linux, `ID_AA64ISAR0_EL1.DP` is read once with `MRS` (the
+//! kernel traps EL0 reads of the ID registers and returns the sanitised value, the
+//! `HWCAP_CPUID` ABI of Linux 4.11 and later; qemu-user does the same). Elsewhere the plain
+//! [`crate::kernels::q8::tile_q8`] runs.
+
+use core::arch::aarch64::{
+    int8x16_t, int32x4_t, vcvtq_f32_s32, vdupq_n_f32, vdupq_n_s32, vld1q_f32, vld1q_s8, vmulq_f32,
+    vst1q_f32,
+};
+use core::arch::asm;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::kernels::TILE;
+use crate::kernels::q8::{self, tile_bytes};
+
+// Tiles are multiplied in blocks of 16 lanes.
+const _: () = assert!(TILE.is_multiple_of(16) && TILE > 0);
+
+/// Bit of [`FEATURES`]: detection has run.
+const DETECTED: u8 = 1;
+/// Bit of [`FEATURES`]: `SDOT` usable.
+const DOTPROD: u8 = 2;
+
+/// Cached result of [`detect`]; 0 until the first query.
+static FEATURES: AtomicU8 = AtomicU8::new(0);
+
+/// Probes the CPU (see the module docs).
+fn detect() -> u8 {
+    let mut bits = DETECTED;
+    if cfg!(target_feature = "dotprod") {
+        bits |= DOTPROD;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let isar0: u64;
+        // SAFETY: Linux emulates EL0 reads of ID_AA64ISAR0_EL1 (HWCAP_CPUID, see the module
+        // docs); the instruction only writes the named register.
+        unsafe {
+            asm!("mrs {}, ID_AA64ISAR0_EL1", out(reg) isar0, options(nomem, nostack, preserves_flags));
+        }
+        // Bits 47:44, DP: 1 = SDOT and UDOT.
+        if (isar0 >> 44) & 0xf >= 1 {
+            bits |= DOTPROD;
+        }
+    }
+    bits
+}
+
+/// Whether this CPU has `SDOT` (ignoring [`super::super::set_simd`]).
+pub fn cpu_has_dotprod() -> bool {
+    let mut bits = FEATURES.load(Ordering::Relaxed);
+    if bits & DETECTED == 0 {
+        bits = detect();
+        FEATURES.store(bits, Ordering::Relaxed);
+    }
+    bits & DOTPROD != 0
+}
+
+/// `acc += Σ_{j<4} a[4l + j]·w[4E + j]` per i32 lane `l` (`sdot` by element `E`).
+///
+/// # Safety
+/// The CPU must have `SDOT` (the callers are `dotprod` functions).
+#[inline(always)]
+unsafe fn sdot<const E: i32>(acc: int32x4_t, a: int8x16_t, w: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: register-only instruction, available per the caller contract.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {w:v}.4b[{e}]",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            w = in(vreg) w,
+            e = const E,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// Sixteen weights `row[16c .. 16c + 16]` (zero at and past `k_len`).
+///
+/// # Safety
+/// `row .. row + min(16c + 16, k_len)` readable.
+#[inline(always)]
+unsafe fn weights16(row: *const u8, c: usize, k_len: usize) -> int8x16_t {
+    if 16 * c + 16 <= k_len {
+        // SAFETY: 16 readable bytes (caller contract); byte loads need no alignment.
+        unsafe { vld1q_s8(row.add(16 * c).cast()) }
+    } else {
+        let mut b = [0i8; 16];
+        for (j, o) in b.iter_mut().enumerate() {
+            if 16 * c + j < k_len {
+                // SAFETY: 16c + j < k_len: readable (caller contract).
+                *o = unsafe { *row.add(16 * c + j) } as i8;
+            }
+        }
+        // SAFETY: `b` holds 16 bytes.
+        unsafe { vld1q_s8(b.as_ptr()) }
+    }
+}
+
+/// `R` rows from `w` (`cols` bytes apart) over `k_len` columns of the quantised tile `q`,
+/// lanes `16h .. 16h + 16`, rescaled into `y` (rows `TILE` floats apart).
+///
+/// # Safety
+/// The CPU has `SDOT`; `w + j·cols .. + k_len` readable for `j < R`;
+/// `q .. q + tile_bytes(k_len)` readable; `y .. y + R·TILE` writable; `16h + 16 <= TILE`;
+/// `w_scales` holds at least `R` scales.
+#[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block<const R: usize>(
+    w: *const u8,
+    cols: usize,
+    k_len: usize,
+    q: *const u8,
+    h: usize,
+    w_scales: &[[u8; 4]],
+    s_x: &[f32; TILE],
+    y: *mut f32,
+) {
+    let groups = k_len.div_ceil(4);
+    let mut acc = [[vdupq_n_s32(0); 4]; R];
+    for c in 0..k_len.div_ceil(16) {
+        // SAFETY: row j < R holds k_len readable bytes (caller contract).
+        let wv: [int8x16_t; R] =
+            core::array::from_fn(|j| unsafe { weights16(w.add(j * cols), c, k_len) });
+        macro_rules! group {
+            ($e:literal) => {
+                let g = 4 * c + $e;
+                if g < groups {
+                    // SAFETY: g < groups: (g·TILE + 16h + 4i)·4 + 16 <= tile_bytes(k_len)
+                    // bytes of q are readable; `SDOT` is available (caller contract).
+                    unsafe {
+                        let a: [int8x16_t; 4] = core::array::from_fn(|i| {
+                            vld1q_s8(q.add((g * TILE + 16 * h + 4 * i) * 4).cast())
+                        });
+                        for (accj, wj) in acc.iter_mut().zip(&wv) {
+                            for (s, ai) in accj.iter_mut().zip(&a) {
+                                *s = sdot::<$e>(*s, *ai, *wj);
+                            }
+                        }
+                    }
+                }
+            };
+        }
+        group!(0);
+        group!(1);
+        group!(2);
+        group!(3);
+    }
+    for (j, accj) in acc.iter().enumerate() {
+        let s_w = vdupq_n_f32(w_scales.get(j).map_or(0.0, |b| f32::from_le_bytes(*b)));
+        for (i, s) in accj.iter().enumerate() {
+            let lane = 16 * h + 4 * i;
+            // SAFETY: lane + 4 <= TILE: s_x holds 4 floats there and row j < R of y has TILE
+            // writable floats (caller contract).
+            unsafe {
+                let sx = vld1q_f32(s_x.as_ptr().add(lane));
+                let v = vmulq_f32(vmulq_f32(vcvtq_f32_s32(*s), sx), s_w);
+                vst1q_f32(y.add(j * TILE + lane), v);
+            }
+        }
+    }
+}
+
+/// `SDOT` [`q8::tile_q8`] (same contract and bits).
+///
+/// # Safety
+/// The CPU must have `SDOT` ([`cpu_has_dotprod`]).
+#[target_feature(enable = "dotprod")]
+pub(super) unsafe fn tile_dotprod(
+    w: &[u8],
+    w_scales: &[u8],
+    cols: usize,
+    k_len: usize,
+    q: &[u8],
+    s_x: &[f32; TILE],
+    y: &mut [f32],
+) {
+    if cols == 0 || k_len > cols || q.len() < tile_bytes(k_len) {
+        return;
+    }
+    let rows = (w.len() / cols).min(w_scales.len() / 4).min(y.len() / TILE);
+    let (scales, _) = w_scales.as_chunks::<4>();
+    let (wp, qp, yp) = (w.as_ptr(), q.as_ptr(), y.as_mut_ptr());
+    let mut n = 0;
+    while n < rows {
+        let r = 4.min(rows - n);
+        let ws = scales.get(n..).unwrap_or(&[]);
+        for h in 0..TILE / 16 {
+            // SAFETY: rows n .. n + r <= rows lie inside w (cols bytes each, k_len <= cols),
+            // w_scales and y (rows <= y.len() / TILE); q holds tile_bytes(k_len) bytes;
+            // 16h + 16 <= TILE; `SDOT` is available (caller contract).
+            unsafe {
+                let (wn, yn) = (wp.add(n * cols), yp.add(n * TILE));
+                match r {
+                    4 => row_block::<4>(wn, cols, k_len, qp, h, ws, s_x, yn),
+                    3 => row_block::<3>(wn, cols, k_len, qp, h, ws, s_x, yn),
+                    2 => row_block::<2>(wn, cols, k_len, qp, h, ws, s_x, yn),
+                    _ => row_block::<1>(wn, cols, k_len, qp, h, ws, s_x, yn),
+                }
+            }
+        }
+        n += r;
+    }
+}
+
+/// [`q8::tile_q8`] with `SDOT` where the CPU has it.
+pub fn tile_q8(
+    w: &[u8],
+    w_scales: &[u8],
+    cols: usize,
+    k_len: usize,
+    q: &[u8],
+    s_x: &[f32; TILE],
+    y: &mut [f32],
+) {
+    if super::simd_allowed() && cpu_has_dotprod() {
+        // SAFETY: `SDOT` reported by the CPU (checked just above).
+        unsafe { tile_dotprod(w, w_scales, cols, k_len, q, s_x, y) }
+    } else {
+        q8::tile_q8(w, w_scales, cols, k_len, q, s_x, y);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::uniform;
+    use std::vec::Vec;
+
+    /// The `SDOT` kernel against the specification, bit for bit, on 300 random shapes (ragged
+    /// column counts, row counts not a multiple of 4, weights including −128, misaligned
+    /// weights, short `y` and scales, NaN and outlier activations).
+    #[test]
+    fn sdot_int8_tile_is_bit_identical_to_the_spec() {
+        if !cpu_has_dotprod() {
+            std::eprintln!("SKIPPED sdot int8 tile: this CPU lacks FEAT_DotProd (SDOT)");
+            return;
+        }
+        let mut next = uniform(0x5d07);
+        let mut pick = |n: usize| ((next() + 1.0) * 0.5 * n as f32) as usize % n.max(1);
+        for case in 0..300 {
+            let rows = pick(14);
+            let cols = 1 + pick(400);
+            let k_len = cols - pick(cols.min(6));
+            let w_off = pick(8);
+            let mut next = uniform(case as u64 + 7);
+            let mut w: Vec<u8> = std::vec![0xa5; w_off];
+            w.extend((0..rows * cols).map(|i| {
+                if i % 53 == 7 {
+                    0x80
+                } else {
+                    (next() * 128.0) as i8 as u8
+                }
+            }));
+            let w = &w[w_off..];
+            let scales: Vec<u8> = (0..rows.saturating_sub(pick(2)))
+                .flat_map(|r| (0.003 * (r + 1) as f32).to_le_bytes())
+                .collect();
+            let x: Vec<f32> = (0..k_len * TILE)
+                .map(|i| match i % 89 {
+                    3 => f32::NAN,
+                    7 => next() * 1e4,
+                    _ => next() * 3.0,
+                })
+                .collect();
+            let mut q = std::vec![0u8; tile_bytes(k_len)];
+            let mut s_x = [0f32; TILE];
+            assert!(q8::quantize_tile(&x, k_len, &mut q, &mut s_x));
+            let ylen = (rows * TILE).saturating_sub(pick(40));
+            let (mut fast, mut spec) = (std::vec![7.0f32; ylen], std::vec![7.0f32; ylen]);
+            // SAFETY: the CPU has SDOT (checked above).
+            unsafe { tile_dotprod(w, &scales, cols, k_len, &q, &s_x, &mut fast) };
+            q8::tile_q8(w, &scales, cols, k_len, &q, &s_x, &mut spec);
+            let fb: Vec<u32> = fast.iter().map(|v| v.to_bits()).collect();
+            let sb: Vec<u32> = spec.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(fb, sb, "rows {rows} cols {cols} k_len {k_len}");
+        }
+    }
+}
