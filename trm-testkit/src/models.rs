@@ -56,7 +56,7 @@ pub fn random_model(cfg: &ModelConfig, seed: u64, dtype: DType, q_bias: Option<f
         }
         let scale = 1.7 / (shape[1] as f32).sqrt();
         (0..shape[0] * shape[1])
-            .map(|_| rng.next() * scale)
+            .map(|_| rng.uniform() * scale)
             .collect()
     })
 }
@@ -120,7 +120,7 @@ impl Rng {
     }
 
     /// Next value in `[-1, 1)`.
-    pub fn next(&mut self) -> f32 {
+    pub fn uniform(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -142,7 +142,7 @@ pub fn random_tensors(cfg: &ModelConfig, seed: u64) -> Vec<(TensorId, [usize; 2]
                 }
                 _ => {
                     let std = 1.0 / (shape[1] as f32).sqrt();
-                    (0..n).map(|_| rng.next() * std * 1.7).collect()
+                    (0..n).map(|_| rng.uniform() * std * 1.7).collect()
                 }
             };
             (id, shape, data)
