@@ -13,9 +13,9 @@
 //! - the single run with `K · N` steps is the end of segment `K` of the `Steps` run
 //!   (`baseline/full`); with the check halting policy it is `steps/check`.
 
-pub mod sets;
 pub mod plot;
 pub mod report;
+pub mod sets;
 
 use std::collections::BTreeMap;
 

@@ -21,8 +21,8 @@ use trm_edge::format::Model;
 use trm_edge::solver::attempts::{
     AttemptOptions, AttemptSolver, AttemptSource, DEFAULT_NOISE, Selection,
 };
-use trm_scaling::sets::{SetSpec, read_items, subsample};
 use trm_scaling::report::{PuzzleLine, csv, markdown, parse_lines, summarize};
+use trm_scaling::sets::{SetSpec, read_items, subsample};
 use trm_scaling::{outcomes, plot, run_sources};
 
 /// Test-time scaling measurements: exact accuracy vs total supervision steps per puzzle for

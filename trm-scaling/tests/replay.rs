@@ -8,8 +8,8 @@ use trm_edge::format::{DType, Model, ModelConfig};
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSolver, AttemptSource, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions, Solver};
 use trm_edge::sudoku::parse;
-use trm_testkit::models;
 use trm_scaling::{BASELINE, is_exact, mixed_records, outcomes, replay, run_sources};
+use trm_testkit::models;
 
 const PUZZLE: &str =
     "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";

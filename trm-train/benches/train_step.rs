@@ -16,8 +16,8 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use trm_edge::sudoku::Grid;
 use trm_sudoku::generate::{GenSpec, generate};
-use trm_train::train::eval::batch_of;
 use trm_train::train::config::CPU_DEFAULT_TOML;
+use trm_train::train::eval::batch_of;
 use trm_train::train::run::{adam_config, train_device, train_step};
 use trm_train::train::{TrainConfig, TrainState};
 

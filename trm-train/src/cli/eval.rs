@@ -10,11 +10,11 @@ use clap::{Args, ValueEnum};
 
 use crate::progress;
 use crate::train::TrainConfig;
-use crate::train::eval::{BudgetReport, batch_of, evaluate_budgets};
 use crate::train::checkpoint::CHECKPOINT_FILE;
-use crate::train::puzzles::{load_dataset, read_pairs, rows};
+use crate::train::eval::{BudgetReport, batch_of, evaluate_budgets};
 use crate::train::metrics::{METRICS_FILE, MetricsLog};
 use crate::train::plots::{BUDGET_PNG, LEARNING_CURVES_PNG, budget_chart, learning_curves};
+use crate::train::puzzles::{load_dataset, read_pairs, rows};
 use crate::train::run::{CONFIG_FILE, device_for, load_state};
 
 /// Which weights of the checkpoint to evaluate.

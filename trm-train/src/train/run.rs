@@ -21,18 +21,18 @@ use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{CHECKPOINT_FILE, TrainState};
 use super::config::{Backend, TrainConfig};
-use super::puzzles::{Sampler, load_dataset, rows};
 use super::metrics::{
     EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
     TrainMetrics,
 };
 use super::plots::{LEARNING_CURVES_PNG, learning_curves};
-use crate::progress::TrainProgress;
+use super::puzzles::{Sampler, load_dataset, rows};
 use crate::dataset::Split;
 use crate::model::{
     AdamAtan2Config, Batch, GradSource, LrSchedule, Metrics, Mode, SafetensorsFile, SignSgdConfig,
     Trm, act_loss, sign_sgd_step,
 };
+use crate::progress::TrainProgress;
 
 /// File name of the resolved configuration inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
