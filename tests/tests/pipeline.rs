@@ -3,7 +3,7 @@
 use trm_edge::sudoku::{Grid, check_answer, decode};
 use trm_sudoku::generate::{GenSpec, generate};
 use trm_sudoku::io::{ExtremeWriter, Format, Reader};
-use trm_sudoku::solver::solve;
+use trm_sudoku::search::solve;
 use trm_train::dataset::{DatasetSpec, build};
 
 #[test]

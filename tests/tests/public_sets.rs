@@ -3,7 +3,7 @@
 
 use trm_edge::sudoku::{Grid, check_answer};
 use trm_sudoku::io::{Format, Reader};
-use trm_sudoku::solver::solve;
+use trm_sudoku::search::solve;
 use trm_testkit::require_sudoku_data;
 
 const SETS: [(&str, usize); 7] = [

@@ -301,7 +301,7 @@ fn solve_puzzle(
 pub fn solution_count(p: &Puzzle) -> Option<u32> {
     match p.solution {
         Some(_) => None,
-        None => Some(trm_sudoku::solver::solve(p.grid.cells(), 2).solutions),
+        None => Some(trm_sudoku::search::solve(p.grid.cells(), 2).solutions),
     }
 }
 

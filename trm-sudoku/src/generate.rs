@@ -11,7 +11,7 @@
 //!    no further clue can be removed (the puzzle is then minimal).
 //! 3. The attempt is accepted when the clue count lies in the range and the
 //!    rating (solver guesses at `limit = 2`, see
-//!    [`SolveOutcome::guesses`](crate::solver::SolveOutcome::guesses)) is at
+//!    [`SolveOutcome::guesses`](crate::search::SolveOutcome::guesses)) is at
 //!    least `min_rating`; otherwise a new grid is drawn, up to
 //!    [`MAX_ATTEMPTS`] times.
 //!
@@ -19,7 +19,7 @@
 //! uses its own random stream derived from `(seed, i)` only (see
 //! [`puzzle_rng`]), so the output is identical for any thread count.
 
-use crate::solver::solve;
+use crate::search::solve;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,7 +43,7 @@ pub struct GenSpec {
     /// when the rating requires it, never below the lower bound).
     pub clues: RangeInclusive<usize>,
     /// Minimum difficulty rating: solver guesses at `limit = 2`
-    /// ([`SolveOutcome::guesses`](crate::solver::SolveOutcome::guesses)).
+    /// ([`SolveOutcome::guesses`](crate::search::SolveOutcome::guesses)).
     /// `0` accepts any puzzle; random puzzles rarely exceed ~10.
     pub min_rating: u32,
 }

@@ -12,7 +12,8 @@
 //!
 //! Feature `std` adds the host side:
 //! - [`io`]: the puzzle files (Sudoku-Extreme CSV and plain lists), one reader for every tool;
-//! - [`solver`]: the exact solver (uniqueness, search effort as a difficulty rating);
+//! - [`search`]: the exact solver, a backtracking search (uniqueness, search effort as a
+//!   difficulty rating);
 //! - [`generate`]: the puzzle generator used for training data.
 //!
 //! A grid is 81 cells in row-major order (cell `r * 9 + c`), each `0` (blank) or a digit `1..=9`.
@@ -34,7 +35,7 @@ pub mod generate;
 #[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "std")]
-pub mod solver;
+pub mod search;
 
 pub use check::{CheckError, Conflict, check_answer, find_conflict};
 pub use grid::{CELLS, Grid, GridError};

@@ -15,7 +15,7 @@ use crate::progress;
 use crate::stats::PuzzleStats;
 use trm_sudoku::generate::{GenSpec, generate};
 use trm_sudoku::io::{ExtremeWriter, Reader, Record};
-use trm_sudoku::solver::solve;
+use trm_sudoku::search::solve;
 
 /// `trm-train data ...`
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@ use crate::dataset::{self, Dataset, DatasetSpec, Split};
 use crate::model::Batch;
 use trm_sudoku::generate::{GenSpec, generate};
 use trm_sudoku::io::{ExtremeWriter, Reader};
-use trm_sudoku::solver::solve;
+use trm_sudoku::search::solve;
 
 /// Loads (or generates, using the cache) the base puzzles and builds the augmented data set:
 /// `data.puzzles` training groups of `1 + augmentations` examples and `data.eval_puzzles`

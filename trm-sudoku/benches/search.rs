@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 use trm_sudoku::parse;
-use trm_sudoku::solver::solve;
+use trm_sudoku::search::solve;
 
 /// Directory holding the puzzle files.
 fn data_dir() -> PathBuf {
