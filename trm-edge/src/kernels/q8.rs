@@ -190,6 +190,7 @@ pub fn tile_q8(
         return;
     }
     let (groups, _) = q.as_chunks::<4>();
+    let (blocks, _) = groups.as_chunks::<TILE>();
     let (ys, _) = y.as_chunks_mut::<TILE>();
     for (n, (row, out)) in w.chunks_exact(cols).zip(ys).enumerate() {
         if n >= w_scales.len() / 4 {
@@ -197,12 +198,15 @@ pub fn tile_q8(
         }
         let mut acc = [0i32; TILE];
         let row = row.get(..k_len).unwrap_or(row);
-        for (g, wg) in row.chunks(4).enumerate() {
-            let lanes = groups.get(g * TILE..(g + 1) * TILE).unwrap_or(&[]);
-            for (a, lane) in acc.iter_mut().zip(lanes) {
-                for (&w, &v) in wg.iter().zip(lane) {
-                    *a = a.wrapping_add(i32::from(w as i8) * i32::from(v as i8));
-                }
+        for (wg, block) in row.chunks(4).zip(blocks) {
+            let mut wv = [0i32; 4];
+            for (o, &b) in wv.iter_mut().zip(wg) {
+                *o = i32::from(b as i8);
+            }
+            // Four products of at most 16,384 each: no overflow before the wrapping add.
+            for (a, lane) in acc.iter_mut().zip(block) {
+                let l = lane.map(|v| i32::from(v as i8));
+                *a = a.wrapping_add(wv[0] * l[0] + wv[1] * l[1] + wv[2] * l[2] + wv[3] * l[3]);
             }
         }
         let s_w = row_scale(w_scales, n);

@@ -4,7 +4,7 @@
 mod q8;
 mod tile;
 
-pub use q8::{cpu_has_dotprod, tile_q8};
+pub use q8::{cpu_has_dotprod, quantize_tile, tile_q8};
 
 use core::arch::aarch64::{
     float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,

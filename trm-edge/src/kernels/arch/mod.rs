@@ -181,8 +181,6 @@ pub use super::generic::dot;
 // run time, Cortex-M SMLAD, the portable specification elsewhere.
 #[cfg(not(any(target_arch = "x86_64", trm_arm_dsp)))]
 pub use super::q8::matvec_q8;
-#[cfg(not(target_arch = "x86_64"))]
-pub use super::q8::quantize_tile;
 #[cfg(not(any(
     target_arch = "x86_64",
     all(
@@ -191,13 +189,13 @@ pub use super::q8::quantize_tile;
         target_feature = "neon"
     )
 )))]
-pub use super::q8::tile_q8;
+pub use super::q8::{quantize_tile, tile_q8};
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
     target_feature = "neon"
 ))]
-pub use aarch64::tile_q8;
+pub use aarch64::{quantize_tile, tile_q8};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{matvec_q8, quantize_tile, tile_q8};
 
