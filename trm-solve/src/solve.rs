@@ -164,11 +164,7 @@ fn solve_one(
             Ok(Answer {
                 grid: s.grid,
                 steps: s.total_steps,
-                stop: if s.pick == Pick::Check {
-                    StopReason::Solved
-                } else {
-                    StopReason::Budget
-                },
+                stop: s.stop(),
                 q_halt: s.q_halt,
                 valid: s.valid,
                 attempts: Some(AttemptInfo {

@@ -140,11 +140,7 @@ impl Request {
                 Ok(Outcome {
                     grid: s.grid,
                     steps: s.total_steps,
-                    stop: if s.pick == Pick::Check {
-                        StopReason::Solved
-                    } else {
-                        StopReason::Budget
-                    },
+                    stop: s.stop(),
                     q_halt: s.q_halt,
                     valid: s.valid,
                     attempts: Some((s.attempts, s.pick, s.attempt)),

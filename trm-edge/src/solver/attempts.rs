@@ -46,7 +46,7 @@
 use core::fmt;
 use core::ops::ControlFlow;
 
-use super::{StepView, predict};
+use super::{StepView, StopReason, predict};
 use crate::format::Model;
 use crate::rng::SplitMix64;
 use crate::runtime::{RunError, take};
@@ -265,6 +265,19 @@ pub struct AttemptSolution {
     pub total_steps: usize,
     /// Attempts run (≤ `attempts`).
     pub attempts: usize,
+}
+
+impl AttemptSolution {
+    /// The stop reason of the search as a single run would report it: `Solved` when the answer
+    /// is an attempt's that passed the Sudoku check (pick `check`), else `Budget` (the attempts
+    /// or the total budget ran out before one did).
+    pub fn stop(&self) -> StopReason {
+        if self.pick == Pick::Check {
+            StopReason::Solved
+        } else {
+            StopReason::Budget
+        }
+    }
 }
 
 /// Total order on `q_halt` with NaN lowest.
