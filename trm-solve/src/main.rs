@@ -92,6 +92,11 @@ struct Cli {
     /// counts the puzzles not attempted and the exit code is 3
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     time_limit: Option<Duration>,
+    /// Wall-clock limit per puzzle, in seconds (fractions allowed): a puzzle stops at the end
+    /// of the first supervision step that finishes past it and keeps that step's answer, with
+    /// stop reason `stopped` (the answers then depend on the machine's speed; cpu backend)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    puzzle_time_limit: Option<Duration>,
     /// Output format on stdout; JSON and CSV rows have a `solutions` field: the puzzle's
     /// solutions by the exact solver, 0, 1 or 2 (two or more), when the file gives no solution
     /// (null/empty when it does)
@@ -329,6 +334,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     if tracing && cli.backend != BackendArg::Cpu {
         bail!("--trace and --trace-html run on the cpu backend only");
     }
+    if cli.puzzle_time_limit.is_some() && cli.backend != BackendArg::Cpu {
+        bail!("--puzzle-time-limit applies to the cpu backend only");
+    }
     let mut trace = trace::Trace::create(
         cli.trace.as_deref(),
         cli.trace_html.as_deref(),
@@ -358,7 +366,16 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let start = Instant::now();
     let attempted = match &engine {
         Engine::Cpu => solve::solve_in_order(
-            &pool, &model, &mode, &puzzles, deadline, tracing, &mut ready,
+            &pool,
+            &model,
+            &mode,
+            &puzzles,
+            deadline,
+            solve::Watch {
+                trace: tracing,
+                puzzle_limit: cli.puzzle_time_limit,
+            },
+            &mut ready,
         )?,
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         Engine::Gpu(gpu, opts) => {
@@ -411,7 +428,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--time-limit`: a positive, finite number of seconds.
+/// `--time-limit`, `--puzzle-time-limit`: a positive, finite number of seconds.
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if !v.is_finite() || v <= 0.0 {

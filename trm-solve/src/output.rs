@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 use serde_json::json;
+use trm_edge::solver::StopReason;
 use trm_edge::solver::attempts::Pick;
 
 use crate::solve::{AttemptInfo, Solved};
@@ -134,6 +135,8 @@ pub struct Totals {
     /// Puzzles without a solution in the file that have none, and that have more than one.
     no_solution: usize,
     several_solutions: usize,
+    /// Puzzles stopped by `--puzzle-time-limit`.
+    stopped: usize,
 }
 
 impl Totals {
@@ -160,6 +163,7 @@ impl Totals {
             None => self.checked_valid += usize::from(s.answer.valid),
         }
         self.latencies.push(s.seconds);
+        self.stopped += usize::from(s.answer.stop == StopReason::Stopped);
         match s.solutions {
             Some(0) => self.no_solution += 1,
             Some(n) if n > 1 => self.several_solutions += 1,
@@ -213,6 +217,9 @@ impl Totals {
                 1e3 * percentile(&self.latencies, 0.99)
             ),
         ]);
+        if self.stopped > 0 {
+            lines.push(format!("stopped by --puzzle-time-limit: {}", self.stopped));
+        }
         if self.no_solution > 0 {
             lines.push(format!("puzzles with no solution: {}", self.no_solution));
         }

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use rayon::ThreadPool;
@@ -126,20 +126,40 @@ impl Solved {
     }
 }
 
-/// Solves one puzzle on `arena`; with `trace`, every step's view is pushed to it.
+/// What a CPU solve watches beside the model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Watch {
+    /// Keep every supervision step's view in [`Solved::trace`] (`--trace`).
+    pub trace: bool,
+    /// Stop a puzzle at the end of the first supervision step that finishes after this much
+    /// wall time (`--puzzle-time-limit`); its answer is that step's, with stop reason
+    /// [`StopReason::Stopped`].
+    pub puzzle_limit: Option<Duration>,
+}
+
+/// Solves one puzzle on `arena`; with `trace`, every step's view is pushed to it; past
+/// `limit` (wall time from `start`), the solve stops after the current step.
 fn solve_one(
     model: &Model<'_>,
     mode: &Mode,
     arena: &mut [f32],
     p: &Puzzle,
     mut trace: Option<&mut Vec<StepView>>,
+    (start, limit): (Instant, Option<Duration>),
 ) -> Result<Answer> {
     let err = |e: &dyn std::fmt::Display| anyhow!("line {}: {e}", p.line);
+    let mut timed_out = false;
     let mut on_step = |v: &StepView| {
         if let Some(t) = trace.as_deref_mut() {
             t.push(*v);
         }
-        ControlFlow::Continue(())
+        match limit {
+            Some(l) if start.elapsed() >= l => {
+                timed_out = true;
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
     };
     match mode {
         Mode::Single(opts) => {
@@ -164,7 +184,11 @@ fn solve_one(
             Ok(Answer {
                 grid: s.grid,
                 steps: s.total_steps,
-                stop: s.stop(),
+                stop: if timed_out {
+                    StopReason::Stopped
+                } else {
+                    s.stop()
+                },
                 q_halt: s.q_halt,
                 valid: s.valid,
                 attempts: Some(AttemptInfo {
@@ -185,14 +209,15 @@ fn solve_one(
 /// nearly in order and few wait for an earlier one. No puzzle is started once `deadline` has
 /// passed, or after an error (a puzzle's or `ready`'s); puzzles already running finish. Returns
 /// how many puzzles were attempted: always the first ones of `puzzles`, each passed to `ready`.
-/// With `trace`, each answer carries every step's view ([`Solved::trace`]).
+/// With `watch.trace`, each answer carries every step's view ([`Solved::trace`]); with
+/// `watch.puzzle_limit`, a puzzle stops at the first step boundary past it.
 pub fn solve_in_order(
     pool: &ThreadPool,
     model: &Model<'_>,
     mode: &Mode,
     puzzles: &[Puzzle],
     deadline: Option<Instant>,
-    trace: bool,
+    watch: Watch,
     ready: &mut dyn FnMut(&[Solved]) -> Result<()>,
 ) -> Result<usize> {
     let arena_len = match mode {
@@ -213,7 +238,7 @@ pub fn solve_in_order(
                 while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = puzzles.get(i) else { break };
-                    let solved = solve_puzzle(model, mode, &mut arena, p, trace);
+                    let solved = solve_puzzle(model, mode, &mut arena, p, watch);
                     if solved.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -269,19 +294,26 @@ pub fn solve_in_order(
     result.map(|()| next.load(Ordering::Relaxed).min(puzzles.len()))
 }
 
-/// Solves one puzzle (and counts its solutions, [`solution_count`]) on `arena`; with
-/// `trace`, the answer carries every step's view.
+/// Solves one puzzle (and counts its solutions, [`solution_count`]) on `arena`, as `watch`
+/// says.
 fn solve_puzzle(
     model: &Model<'_>,
     mode: &Mode,
     arena: &mut [f32],
     p: &Puzzle,
-    trace: bool,
+    watch: Watch,
 ) -> Result<Solved> {
     let solutions = solution_count(p);
     let mut steps = Vec::new();
     let start = Instant::now();
-    let answer = solve_one(model, mode, arena, p, trace.then_some(&mut steps))?;
+    let answer = solve_one(
+        model,
+        mode,
+        arena,
+        p,
+        watch.trace.then_some(&mut steps),
+        (start, watch.puzzle_limit),
+    )?;
     Ok(Solved {
         puzzle: *p,
         answer,

@@ -660,6 +660,45 @@ fn time_limit_writes_the_finished_answers_and_exits_3() {
 }
 
 #[test]
+fn puzzle_time_limit_stops_each_puzzle_after_the_step_that_passes_it() {
+    let dir = temp_dir("puzzle_time_limit");
+    let model = write(&dir, "m.trm", random_model(12, DType::F32));
+    let m = model.to_str().unwrap();
+    let pairs = write(&dir, "pairs.txt", pairs_file());
+    let p = pairs.to_str().unwrap();
+    // A limit every first step passes: one step per puzzle (per attempt search), stop `stopped`,
+    // the answer that step's, as a budget of 1 gives it.
+    for mode in [
+        &[][..],
+        &["--attempts", "3", "--attempt-source", "noise"][..],
+    ] {
+        let base = [&["--model", m, "--format", "json"][..], mode].concat();
+        let o = run(&[&base[..], &["--puzzle-time-limit", "1e-9", p]].concat());
+        let err = stderr(&o);
+        assert_eq!(code(&o), 0, "{err}");
+        let one = run(&[&base[..], &["--budget", "1", "--total-budget", "1", p]].concat());
+        let (rows, one_rows) = (json_lines(&stdout(&o)), json_lines(&stdout(&one)));
+        assert_eq!(rows.len(), 5, "{err}");
+        for (r, b) in rows.iter().zip(&one_rows) {
+            assert_eq!(r["stop"].as_str(), Some("stopped"), "{mode:?}: {r}");
+            assert_eq!(r["steps"].as_u64(), Some(1), "{mode:?}: {r}");
+            assert_eq!(r["answer"], b["answer"], "{mode:?}");
+        }
+        assert!(err.contains("stopped by --puzzle-time-limit: 5\n"), "{err}");
+    }
+    // A limit that is not reached changes nothing.
+    let plain = ["--model", m, p];
+    let limited = run(&[&plain[..], &["--puzzle-time-limit", "600"]].concat());
+    assert_eq!(code(&limited), 0, "{}", stderr(&limited));
+    assert_eq!(limited.stdout, run(&plain).stdout);
+    assert!(!stderr(&limited).contains("stopped by"));
+    for bad in ["0", "-1", "soon", "inf"] {
+        let o = run(&[&plain[..], &["--puzzle-time-limit", bad]].concat());
+        assert_eq!(code(&o), 2, "--puzzle-time-limit {bad}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn puzzles_without_a_unique_solution_are_flagged() {
     let dir = temp_dir("unique");
     let model = write(&dir, "m.trm", random_model(12, DType::I8));
