@@ -133,8 +133,26 @@ fn aligned(bytes: &[u8]) -> (Vec<u8>, usize) {
 }
 
 fn sweep(a: &SweepArgs) -> Result<()> {
+    // Every setting is checked before anything is written to --out.
     if a.ks.is_empty() || a.ks.contains(&0) {
         bail!("--ks needs numbers >= 1");
+    }
+    if a.count == Some(0) {
+        bail!("--count needs a number >= 1");
+    }
+    if a.budget == Some(0) {
+        bail!("--budget needs a number of supervision steps >= 1");
+    }
+    if !a.noise.is_finite() || a.noise < 0.0 {
+        bail!("--noise must be a finite number >= 0");
+    }
+    for (i, s) in a.sets.iter().enumerate() {
+        if a.sets[..i].iter().any(|t| t.name == s.name) {
+            bail!(
+                "two sets are named {:?}; give each --set its own name",
+                s.name
+            );
+        }
     }
     let raw = fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let (buf, off) = aligned(&raw);
@@ -151,9 +169,31 @@ fn sweep(a: &SweepArgs) -> Result<()> {
     };
     let mut sets = Vec::new();
     for s in &a.sets {
-        let text =
-            fs::read_to_string(&s.path).with_context(|| format!("reading {}", s.path.display()))?;
+        // As trm-solve reads files: bytes that are not UTF-8 make their line a bad line.
+        let bytes = fs::read(&s.path).with_context(|| format!("reading {}", s.path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
         let items = read_items(&text, s.lines).with_context(|| s.path.display().to_string())?;
+        if items.is_empty() {
+            match s.lines {
+                Some((from, to)) => bail!(
+                    "{}: no puzzles in lines {from}-{to} of {} ({} lines)",
+                    s.name,
+                    s.path.display(),
+                    text.lines().count()
+                ),
+                None => bail!("{}: no puzzles in {}", s.name, s.path.display()),
+            }
+        }
+        for item in items.iter().filter(|i| i.solution.is_none()) {
+            match trm_sudoku::search::solve(item.puzzle.cells(), 2).solutions {
+                0 => eprintln!("{} line {}: the puzzle has no solution", s.name, item.line),
+                1 => {}
+                _ => eprintln!(
+                    "{} line {}: the puzzle has more than one solution (measured by the check)",
+                    s.name, item.line
+                ),
+            }
+        }
         sets.push((s, subsample(items, s.count.or(a.count))));
     }
     let meta = Meta {
@@ -181,7 +221,10 @@ fn sweep(a: &SweepArgs) -> Result<()> {
     let meta_path = a.out.join("sweep.json");
     let outcomes_path = a.out.join("outcomes.jsonl");
     let mut done = std::collections::HashSet::new();
-    if outcomes_path.exists() {
+    // An outcomes file with no puzzle in it (a sweep that stopped before its first answer)
+    // holds nothing to keep: the new settings replace it.
+    let measured = fs::metadata(&outcomes_path).is_ok_and(|m| m.len() > 0);
+    if measured {
         let old: Meta = serde_json::from_str(&fs::read_to_string(&meta_path)?)
             .context("reading sweep.json of the earlier sweep")?;
         if old != meta {
@@ -269,7 +312,12 @@ fn sweep(a: &SweepArgs) -> Result<()> {
 
 fn report(dir: &Path) -> Result<()> {
     let meta: Meta = serde_json::from_str(
-        &fs::read_to_string(dir.join("sweep.json")).context("reading sweep.json")?,
+        &fs::read_to_string(dir.join("sweep.json")).with_context(|| {
+            format!(
+                "{} holds no sweep (no sweep.json): run `trm-scaling sweep --out {0}` first",
+                dir.display()
+            )
+        })?,
     )?;
     let lines = parse_lines(
         &fs::read_to_string(dir.join("outcomes.jsonl")).context("reading outcomes.jsonl")?,

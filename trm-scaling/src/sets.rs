@@ -24,15 +24,17 @@ impl std::str::FromStr for SetSpec {
     /// `NAME=FILE[:FROM-TO][@COUNT]` (1-based, inclusive line numbers; COUNT puzzles spread
     /// evenly over them).
     fn from_str(spec: &str) -> Result<Self> {
+        // `@COUNT` only when what follows the last `@` is a number, so paths may hold `@`.
         let (s, count) = match spec.rsplit_once('@') {
-            Some((head, n)) => (
-                head,
-                Some(
-                    n.parse::<usize>()
-                        .with_context(|| format!("count {n:?} in {spec:?}"))?,
-                ),
-            ),
-            None => (spec, None),
+            Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| anyhow!("count {n:?} in {spec:?}: need a number >= 1"))?;
+                (head, Some(n))
+            }
+            _ => (spec, None),
         };
         let (name, rest) = s
             .split_once('=')
@@ -127,10 +129,21 @@ mod tests {
         let s: SetSpec = "kx=k.txt:4001-5000@60".parse().unwrap();
         assert_eq!((s.lines, s.count), (Some((4001, 5000)), Some(60)));
         for bad in [
-            "top.txt", "=x", "a=x:5-2", "a=x:0-3", "a=x:a-b", "a=x@", "a=x@y",
+            "top.txt",
+            "=x",
+            "a=x:5-2",
+            "a=x:0-3",
+            "a=x:a-b",
+            "a=x@0",
+            "a=x:1-3@0",
         ] {
             assert!(bad.parse::<SetSpec>().is_err(), "{bad}");
         }
+        // A path may hold `@`: only a number after the last one is a count.
+        let s: SetSpec = "x=a@b/two.txt".parse().unwrap();
+        assert_eq!((s.path.to_str(), s.count), (Some("a@b/two.txt"), None));
+        let s: SetSpec = "x=a@b/two.txt@7".parse().unwrap();
+        assert_eq!((s.path.to_str(), s.count), (Some("a@b/two.txt"), Some(7)));
     }
 
     #[test]

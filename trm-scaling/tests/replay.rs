@@ -179,3 +179,69 @@ fn sweep_report_and_resume() {
     assert!(r.status.success());
     assert_eq!(std::fs::read_to_string(out.join("table.md")).unwrap(), md);
 }
+
+#[test]
+fn bad_settings_and_sets_are_refused_before_anything_is_written() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaling_refused");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a@b")).unwrap();
+    let m = dir.join("echo.trm");
+    std::fs::write(&m, model(3, true)).unwrap();
+    let two = dir.join("a@b/two.txt");
+    std::fs::write(&two, format!("{PUZZLE}\n{PUZZLE},{SOLUTION}\n")).unwrap();
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "# nothing\n\n").unwrap();
+    let out = dir.join("out");
+    let sweep = |sets: &[String], extra: &[&str]| {
+        let mut c = scaling();
+        c.args(["sweep", "--model", m.to_str().unwrap(), "--ks", "1"]);
+        for s in sets {
+            c.arg("--set").arg(s);
+        }
+        c.args(["--out", out.to_str().unwrap()]).args(extra);
+        c.output().unwrap()
+    };
+    let t = two.display();
+    for (sets, extra, why) in [
+        (vec![format!("a={t}")], &["--budget", "0"][..], "--budget"),
+        (vec![format!("a={t}")], &["--noise", "NaN"][..], "--noise"),
+        (vec![format!("a={t}")], &["--count", "0"][..], "--count"),
+        (vec![format!("a={t}@0")], &[][..], "need a number >= 1"),
+        (
+            vec![format!("a={t}:100-200")],
+            &[][..],
+            "no puzzles in lines 100-200",
+        ),
+        (
+            vec![format!("a={}", empty.display())],
+            &[][..],
+            "no puzzles in",
+        ),
+        (
+            vec![format!("a={t}"), format!("a={t}")],
+            &[][..],
+            "two sets are named",
+        ),
+    ] {
+        let o = sweep(&sets, extra);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{sets:?} {extra:?}: {err}");
+        assert!(err.contains(why), "{sets:?} {extra:?}: {err}");
+        assert!(!out.exists(), "{sets:?} {extra:?} wrote {}", out.display());
+    }
+    // The fixed command then runs, with a path holding `@`.
+    let o = sweep(&[format!("a={t}@1")], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("a: 1 puzzles to measure"));
+    // A folder without a sweep is named.
+    let r = scaling()
+        .args(["report", "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        text(&r.stderr).contains("holds no sweep"),
+        "{}",
+        text(&r.stderr)
+    );
+}
