@@ -97,6 +97,30 @@ pub enum DatasetError {
 /// Group `g` of each split holds the original followed by its augmentations, drawn from a
 /// generator seeded by `(seed, base index)`.
 pub fn build(base: &[(Grid, Grid)], spec: &DatasetSpec) -> Result<Dataset, DatasetError> {
+    let order = split_order(base, spec)?;
+    let (test_ids, train_ids) = order.split_at(spec.test_puzzles);
+    Ok(Dataset {
+        train: build_split(base, train_ids, spec.augmentations, spec.seed),
+        test: build_split(base, test_ids, spec.test_augmentations, spec.seed),
+    })
+}
+
+/// The test split of [`build`] alone (the same puzzles in the same order), without building
+/// the augmented training split: what evaluating a run's held-out puzzles needs.
+pub fn build_test(base: &[(Grid, Grid)], spec: &DatasetSpec) -> Result<Split, DatasetError> {
+    let order = split_order(base, spec)?;
+    let test_ids = &order[..spec.test_puzzles];
+    Ok(build_split(
+        base,
+        test_ids,
+        spec.test_augmentations,
+        spec.seed,
+    ))
+}
+
+/// Checks `base` and shuffles its indices with `spec.seed`; the first `spec.test_puzzles` are
+/// the test split.
+fn split_order(base: &[(Grid, Grid)], spec: &DatasetSpec) -> Result<Vec<usize>, DatasetError> {
     if spec.test_puzzles > base.len() {
         return Err(DatasetError::TooFewPuzzles {
             test: spec.test_puzzles,
@@ -115,11 +139,7 @@ pub fn build(base: &[(Grid, Grid)], spec: &DatasetSpec) -> Result<Dataset, Datas
     }
     let mut order: Vec<usize> = (0..base.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(spec.seed));
-    let (test_ids, train_ids) = order.split_at(spec.test_puzzles);
-    Ok(Dataset {
-        train: build_split(base, train_ids, spec.augmentations, spec.seed),
-        test: build_split(base, test_ids, spec.test_augmentations, spec.seed),
-    })
+    Ok(order)
 }
 
 fn build_split(base: &[(Grid, Grid)], ids: &[usize], augmentations: usize, seed: u64) -> Split {
@@ -202,6 +222,29 @@ mod tests {
             .map(|g| &d.train.labels[d.train.group(g).start])
             .collect();
         assert!(test_originals.is_disjoint(&train_originals));
+    }
+
+    #[test]
+    fn the_test_split_alone_equals_the_full_builds() {
+        for (test_puzzles, test_augmentations, seed) in [(3, 0, 9), (4, 2, 1), (10, 0, 3)] {
+            let spec = DatasetSpec {
+                augmentations: 5,
+                test_augmentations,
+                test_puzzles,
+                seed,
+            };
+            assert_eq!(
+                build_test(&base(), &spec).unwrap(),
+                build(&base(), &spec).unwrap().test
+            );
+        }
+        let too_many = DatasetSpec {
+            augmentations: 0,
+            test_augmentations: 0,
+            test_puzzles: 11,
+            seed: 0,
+        };
+        assert!(build_test(&base(), &too_many).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::train::checkpoint::CHECKPOINT_FILE;
 use crate::train::eval::{BudgetReport, batch_of, evaluate_budgets};
 use crate::train::metrics::{METRICS_FILE, MetricsLog};
 use crate::train::plots::{BUDGET_PNG, LEARNING_CURVES_PNG, budget_chart, learning_curves};
-use crate::train::puzzles::{load_dataset, read_pairs, rows};
+use crate::train::puzzles::{load_held_out, read_pairs, rows};
 use crate::train::run::{CONFIG_FILE, device_for, load_state};
 
 /// Which weights of the checkpoint to evaluate.
@@ -82,11 +82,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             (batches, pairs.len(), file_name(path))
         }
         None => {
-            // The held-out examples are already tokenised: batch them as training does.
-            let data = load_dataset(&cfg.data, &mut |s| eprintln!("{s}"))?;
-            let n = data.test.len().min(args.count.unwrap_or(usize::MAX));
+            // The held-out examples are already tokenised: batch them as training does. Only
+            // the test split is built (the run's augmented training set is not needed).
+            let test = load_held_out(&cfg.data, &mut |s| eprintln!("{s}"))?;
+            let n = test.len().min(args.count.unwrap_or(usize::MAX));
             let idx: Vec<usize> = (0..n).collect();
-            let batches: Vec<_> = idx.chunks(batch).map(|c| rows(&data.test, c)).collect();
+            let batches: Vec<_> = idx.chunks(batch).map(|c| rows(&test, c)).collect();
             (batches, n, "held-out generated".to_string())
         }
     };

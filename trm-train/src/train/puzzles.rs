@@ -22,6 +22,31 @@ use trm_sudoku::search::solve;
 /// `data.puzzles` training groups of `1 + augmentations` examples and `data.eval_puzzles`
 /// held-out examples.
 pub fn load_dataset(data: &DataSection, log: &mut dyn FnMut(&str)) -> Result<Dataset> {
+    let (base, spec) = base_puzzles(data, log)?;
+    let set = dataset::build(&base, &spec)?;
+    log(&format!(
+        "data: {} training examples ({} puzzles x {} augmentations + originals), {} held-out puzzles",
+        set.train.len(),
+        set.train.groups(),
+        data.augmentations,
+        set.test.len()
+    ));
+    Ok(set)
+}
+
+/// The run's held-out puzzles alone (the test split of [`load_dataset`], the same puzzles in
+/// the same order), without building the augmented training set.
+pub fn load_held_out(data: &DataSection, log: &mut dyn FnMut(&str)) -> Result<Split> {
+    let (base, spec) = base_puzzles(data, log)?;
+    Ok(dataset::build_test(&base, &spec)?)
+}
+
+/// The base puzzles of a run (generated and cached, or read from its file) and how they are
+/// split.
+fn base_puzzles(
+    data: &DataSection,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<(Grid, Grid)>, DatasetSpec)> {
     let wanted = data.puzzles + data.eval_puzzles;
     let base = match data.source {
         DataSource::Generate => generated_base(data, wanted, log)?,
@@ -33,15 +58,7 @@ pub fn load_dataset(data: &DataSection, log: &mut dyn FnMut(&str)) -> Result<Dat
         test_puzzles: data.eval_puzzles,
         seed: data.seed,
     };
-    let set = dataset::build(&base, &spec)?;
-    log(&format!(
-        "data: {} training examples ({} puzzles x {} augmentations + originals), {} held-out puzzles",
-        set.train.len(),
-        set.train.groups(),
-        data.augmentations,
-        set.test.len()
-    ));
-    Ok(set)
+    Ok((base, spec))
 }
 
 /// The cache file of a generated set: one name per generator setting.
