@@ -276,6 +276,46 @@ mod tests {
         );
     }
 
+    /// int8 tile products with every work-buffer length (too short: the unbuffered path), short
+    /// `x` and `y`, and non-finite activations: the same bits whatever the buffer, no panic.
+    #[test]
+    fn int8_tile_work_buffer_lengths_and_non_finite_inputs() {
+        let (rows, cols) = (5, 19);
+        let mut next = uniform(3);
+        let w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+        let [_, _, wq] = encodings(&w, 127.0);
+        let scales: Vec<u8> = (0..rows)
+            .flat_map(|r| (0.1 * (r + 1) as f32).to_le_bytes())
+            .collect();
+        let m = Matrix::new(
+            rows,
+            cols,
+            Weights::I8 {
+                values: &wq,
+                scales: &scales,
+            },
+        )
+        .unwrap();
+        let mut x: Vec<f32> = (0..cols * TILE).map(|_| next() * 4.0).collect();
+        x[3] = f32::NAN;
+        x[TILE + 1] = f32::INFINITY;
+        x[2 * TILE + 2] = -f32::INFINITY;
+        x[5] = f32::MAX;
+        let full = Matrix::tile_work_len(cols);
+        let mut want = std::vec![0f32; rows * TILE];
+        m.matmul_tile(&x, &mut want, &mut std::vec![0f32; full]);
+        for len in 0..=full + 2 {
+            let mut y = std::vec![0f32; rows * TILE];
+            m.matmul_tile(&x, &mut y, &mut std::vec![0f32; len]);
+            assert_eq!(bits_hash(&y), bits_hash(&want), "work {len}");
+        }
+        // Short x (fewer columns) and y (fewer rows): truncated, never a panic.
+        for (xl, yl) in [(0, rows * TILE), (7 * TILE + 3, 2 * TILE + 1), (x.len(), 0)] {
+            let mut y = std::vec![1f32; yl];
+            m.matmul_tile(&x[..xl], &mut y, &mut std::vec![0f32; full]);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// A tile product equals one matrix-vector product per tile column, for every dtype

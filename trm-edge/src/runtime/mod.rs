@@ -12,9 +12,11 @@
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
-//! these: for the Sudoku TRM-MLP with `TILE = 32`, 155,904 B at hidden 64 (the token-mixing
-//! tile), 163,840 B at 128 and 524,288 B at 512 (the channel tile); with `TILE = 1`, 4.8 KiB
-//! at hidden 64 and 16 KiB at 512.
+//! these plus, with `TILE` > 1, the int8 products' work buffer at its front ([`work_len`]:
+//! `TILE` lane scales and one quantised tile of the widest product): for the Sudoku TRM-MLP
+//! with `TILE = 32`, 172,416 B at hidden 64 (the token-mixing tile and 16,512 B of work),
+//! 180,352 B at 128 and 589,952 B at 512; with `TILE = 1`, 4.8 KiB at hidden 64 and 16 KiB at
+//! 512.
 
 mod block;
 mod error;
