@@ -293,8 +293,9 @@ fn attention(
     Ok(())
 }
 
-/// Applies block `layer` to `h` `[S, D]` in place; `scratch` starts with the work buffer of
-/// the int8 tile products ([`super::work_len`] elements).
+/// Applies block `layer` to `h` `[S, D]` in place; `scratch` ends with the work buffer of the
+/// int8 tile products ([`super::work_len`] elements; at the end, so that the other buffers sit
+/// where they would without it).
 pub(super) fn block(
     model: &Model<'_>,
     layer: usize,
@@ -302,7 +303,14 @@ pub(super) fn block(
     scratch: &mut [f32],
 ) -> Result<(), RunError> {
     let work_len = super::work_len(model.config()).ok_or(RunError::Internal)?;
-    let (work, scratch) = take(scratch, work_len)?;
+    let got = scratch.len();
+    let (scratch, work) = scratch
+        .split_at_mut_checked(got.checked_sub(work_len).ok_or(RunError::BufferSize {
+            buffer: "scratch",
+            needed: work_len,
+            got,
+        })?)
+        .ok_or(RunError::Internal)?;
     match model.config().variant {
         Variant::MlpT => token_mlp(model, layer, h, scratch, work)?,
         Variant::Attention => attention(model, layer, h, scratch, work)?,

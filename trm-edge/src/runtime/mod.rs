@@ -12,7 +12,7 @@
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
-//! these plus, with `TILE` > 1, the int8 products' work buffer at its front ([`work_len`]:
+//! these plus, with `TILE` > 1, the int8 products' work buffer at its end ([`work_len`]:
 //! `TILE` lane scales and one quantised tile of the widest product): for the Sudoku TRM-MLP
 //! with `TILE = 32`, 172,416 B at hidden 64 (the token-mixing tile and 16,512 B of work),
 //! 180,352 B at 128 and 589,952 B at 512; with `TILE = 1`, 4.8 KiB at hidden 64 and 16 KiB at
@@ -37,7 +37,7 @@ pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32])
     })
 }
 
-/// f32 elements of the int8 tile products' work buffer at the front of the scratch
+/// f32 elements of the int8 tile products' work buffer at the end of the scratch
 /// ([`Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It` columns); 0 with
 /// `TILE = 1`, where products are matrix-vector products. `None` on overflow.
 pub(crate) fn work_len(cfg: &ModelConfig) -> Option<usize> {
