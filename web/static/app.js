@@ -3,13 +3,14 @@
 "use strict";
 
 // Built-in puzzles, easy to hard (kaggle3m_rated_5000.txt and top95.txt of the public sets;
-// the steps are what the shipped model needs with halting "check").
+// the steps are what the shipped model needs with halting "check", or with 8 augmented attempts
+// and selection "check" where a single run fails).
 const BUILTIN = [
-  ["easy (solved in 3 steps)", "8.....2...4...7..8..7.5.....7.9.316.6.3..1........6..5...47...3...1..6...8.3....2"],
-  ["medium (8 steps)", "9..1.3.........8......5.97.......7244..8.....1.36......2...4..1..........945..6.."],
-  ["harder (12 steps)", "9.6.5..2......37.4....2............1....41.7..482......8..193....3...5..694..8..."],
-  ["hard: needs test-time scaling", ".2...8...1.8.79...6.....49...2......8.4..3..7.1...2...7..9.........1.64.5..8..2.."],
-  ["very hard (top95): beyond this model", "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"],
+  ["easy (solved in 2 steps)", "8.....2...4...7..8..7.5.....7.9.316.6.3..1........6..5...47...3...1..6...8.3....2"],
+  ["medium (4 steps)", "9.6.5..2......37.4....2............1....41.7..482......8..193....3...5..694..8..."],
+  ["hard, kaggle3m Expert (13 steps)", ".37..9...4...5.36.....8....3..4.1..28...2.........3..9254..6.........2........5.1"],
+  ["very hard, top95: 8 attempts solve it", "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"],
+  ["top95: beyond this model, even with 8 attempts", "48.3............71.2.......7.5....6....2..8.............1.76...3.....4......5...."],
 ];
 
 const $ = (id) => document.getElementById(id);
