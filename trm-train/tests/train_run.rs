@@ -135,6 +135,44 @@ fn train_writes_the_run_dir_and_resume_continues_exactly() {
 }
 
 #[test]
+fn a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder() {
+    let root = scratch("failed_run");
+    let bad = tiny(&root.join("cache"), 4)
+        .with_overrides(&[
+            "data.source=\"file\"".to_string(),
+            format!("data.path=\"{}\"", root.join("missing.csv").display()),
+        ])
+        .unwrap();
+    let dir = root.join("runs/new");
+    let err = train(&RunOptions {
+        config: bad.clone(),
+        run_dir: dir.clone(),
+        resume: false,
+    })
+    .expect_err("the data file is missing");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("missing.csv"), "{msg}");
+    assert!(msg.contains("was removed again"), "{msg}");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+    assert!(root.join("runs").is_dir(), "only the run's own folder goes");
+    // A folder that was there before (here with a file of the user's) stays, with that file.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    assert!(
+        train(&RunOptions {
+            config: bad,
+            run_dir: dir.clone(),
+            resume: false,
+        })
+        .is_err()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
 fn checkpoints_round_trip() {
     let root = scratch("train_roundtrip");
     let dir = root.join("run");

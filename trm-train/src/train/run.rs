@@ -139,14 +139,35 @@ fn catch_signals() {
 }
 
 /// Trains (or continues) a run and returns its summary. Errors (including a non-finite loss)
-/// leave the last good checkpoint in place.
+/// leave the last good checkpoint in place. A new run that fails before its first checkpoint
+/// (a bad data path, say) leaves nothing behind: the folder it created, with the config and
+/// metrics files it wrote there, is removed again.
 pub fn train(opts: &RunOptions) -> Result<Summary> {
+    opts.config.validate()?;
+    let dir = &opts.run_dir;
+    let created = !dir.exists();
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let result = train_in(opts);
+    if result.is_err() && created && !dir.join(CHECKPOINT_FILE).exists() {
+        for file in [CONFIG_FILE, METRICS_FILE] {
+            let _ = fs::remove_file(dir.join(file));
+        }
+        // Only an empty folder goes: anything else in it was not this run's to remove.
+        if fs::remove_dir(dir).is_ok() {
+            return result.with_context(|| {
+                format!("nothing was trained; {} was removed again", dir.display())
+            });
+        }
+    }
+    result
+}
+
+/// [`train`] in its existing run directory.
+fn train_in(opts: &RunOptions) -> Result<Summary> {
     let start = Instant::now();
     let cfg = &opts.config;
-    cfg.validate()?;
     crate::model::fused::keep_freed_memory();
     let dir = &opts.run_dir;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let device = device_for(cfg.backend)?;
     let trm = cfg.trm()?;
 
