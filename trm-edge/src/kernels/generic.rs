@@ -62,26 +62,6 @@ pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     reduce(acc) + tail
 }
 
-/// `Σ q[i]·x[i]` for `q` = int8 values (as bytes); the caller applies the row scale.
-pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
-    let n = q.len().min(x.len());
-    let (q, x) = (q.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
-    let (qb, qt) = q.as_chunks::<LANES>();
-    let (xb, xt) = x.as_chunks::<LANES>();
-    let mut acc = [0f32; LANES];
-    for (qc, xc) in qb.iter().zip(xb) {
-        for ((a, &qv), xv) in acc.iter_mut().zip(qc).zip(xc) {
-            *a += f32::from(qv as i8) * xv;
-        }
-    }
-    let tail: f32 = qt
-        .iter()
-        .zip(xt)
-        .map(|(&qv, xv)| f32::from(qv as i8) * xv)
-        .sum();
-    reduce(acc) + tail
-}
-
 /// `Σ a[i]·b[i]` of two activation vectors (`n = min` of the lengths).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -116,17 +96,6 @@ pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     };
     for (row, out) in w.chunks_exact(row_bytes).zip(y) {
         *out = dot_f16(row, x);
-    }
-}
-
-/// [`matvec_f32`] for int8 weights (`cols` bytes per row), without the row scales:
-/// `y[r] = Σ_c q[r, c]·x[c]` (the caller multiplies by the scales).
-pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    if cols == 0 {
-        return;
-    }
-    for (row, out) in q.chunks_exact(cols).zip(y) {
-        *out = dot_i8(row, x);
     }
 }
 
@@ -191,14 +160,6 @@ tile_kernel!(
     2,
     |b| f16_to_f32(u16::from_le_bytes(b))
 );
-tile_kernel!(
-    /// [`tile_f32`] for int8 weights (`cols` bytes per row), without the row scales:
-    /// `y[n·TILE + r] = Σ_k q[n, k]·x[k·TILE + r]` (the caller multiplies by the scales).
-    tile_i8,
-    1,
-    |b: [u8; 1]| f32::from(b[0] as i8)
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,9 +185,6 @@ mod tests {
             let half: f64 = v[..n].iter().map(|(a, b)| *a as f64 * *b as f64).sum();
             prop_assert!((dot_f32(&bytes(&w[..n]), &x) as f64 - half).abs() < tol);
             prop_assert!((dot_f32(&bytes(&w), &x[..n]) as f64 - half).abs() < tol);
-            let q: std::vec::Vec<u8> = w.iter().map(|a| (*a * 30.0) as i8 as u8).collect();
-            let exact_q: f64 = q.iter().zip(&x).map(|(&a, &b)| (a as i8) as f64 * b as f64).sum();
-            prop_assert!((dot_i8(&q, &x) as f64 - exact_q).abs() < tol * 130.0);
         }
     }
 
@@ -246,13 +204,11 @@ mod tests {
                 assert_eq!(y[n * TILE + r], want);
             }
         }
-        // int8 and f16 decode their weights and use the same order.
+        // f16 decodes its weights (exactly, for these small integers) and uses the same order.
         let q: std::vec::Vec<u8> = (0..rows * cols).map(|i| (i * 37 % 255) as u8).collect();
         let qf: std::vec::Vec<f32> = q.iter().map(|&v| f32::from(v as i8)).collect();
         let (mut yq, mut yf) = (std::vec![0f32; rows * TILE], std::vec![0f32; rows * TILE]);
-        tile_i8(&q, cols, &x, &mut yq);
         tile_f32(&bytes(&qf), cols, &x, &mut yf);
-        assert_eq!(yq, yf);
         let h: std::vec::Vec<u8> = qf
             .iter()
             .flat_map(|v| super::super::f16::f32_to_f16(*v).to_le_bytes())

@@ -7,8 +7,8 @@ mod tile;
 pub use q8::{cpu_has_dotprod, quantize_tile, tile_q8};
 
 use core::arch::aarch64::{
-    float32x4_t, vaddq_f32, vaddvq_f32, vcvtq_f32_s32, vdupq_n_f32, vfmaq_f32, vget_low_s16,
-    vld1_s8, vld1q_f32, vld1q_u8, vmovl_high_s16, vmovl_s8, vmovl_s16, vreinterpretq_f32_u8,
+    float32x4_t, vaddq_f32, vaddvq_f32, vdupq_n_f32, vfmaq_f32, vld1q_f32, vld1q_u8,
+    vreinterpretq_f32_u8,
 };
 
 use super::simd_allowed;
@@ -49,45 +49,12 @@ fn dot_f32_neon(w: &[u8], x: &[f32]) -> f32 {
     hsum(acc) + tail
 }
 
-/// NEON version of [`generic::dot_i8`] (same contract, different summation order).
-fn dot_i8_neon(q: &[u8], x: &[f32]) -> f32 {
-    let n = q.len().min(x.len());
-    let blocks = n / 8;
-    // SAFETY: register-only intrinsic; NEON is always present on aarch64.
-    let mut acc = [unsafe { vdupq_n_f32(0.0) }; 4];
-    let (qp, xp) = (q.as_ptr(), x.as_ptr());
-    for b in 0..blocks {
-        let i = b * 8;
-        // SAFETY: i + 8 <= n <= q.len(), x.len(): the 8-byte load of q (i8 has alignment 1)
-        // and the two 4-float loads of x are in bounds.
-        unsafe {
-            let wide = vmovl_s8(vld1_s8(qp.add(i).cast()));
-            let lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide)));
-            let hi = vcvtq_f32_s32(vmovl_high_s16(wide));
-            acc[0] = vfmaq_f32(acc[0], lo, vld1q_f32(xp.add(i)));
-            acc[1] = vfmaq_f32(acc[1], hi, vld1q_f32(xp.add(i + 4)));
-        }
-    }
-    let done = blocks * 8;
-    let tail = generic::dot_i8(q.get(done..).unwrap_or(&[]), x.get(done..n).unwrap_or(&[]));
-    hsum(acc) + tail
-}
-
 /// [`generic::dot_f32`], with NEON unless SIMD is switched off.
 pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
     if simd_allowed() {
         dot_f32_neon(w, x)
     } else {
         generic::dot_f32(w, x)
-    }
-}
-
-/// [`generic::dot_i8`], with NEON unless SIMD is switched off.
-pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
-    if simd_allowed() {
-        dot_i8_neon(q, x)
-    } else {
-        generic::dot_i8(q, x)
     }
 }
 
@@ -102,20 +69,6 @@ pub fn matvec_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         }
     } else {
         generic::matvec_f32(w, cols, x, y);
-    }
-}
-
-/// [`generic::matvec_i8`], with NEON unless SIMD is switched off.
-pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    if cols == 0 {
-        return;
-    }
-    if simd_allowed() {
-        for (row, out) in q.chunks_exact(cols).zip(y) {
-            *out = dot_i8_neon(row, x);
-        }
-    } else {
-        generic::matvec_i8(q, cols, x, y);
     }
 }
 
@@ -135,15 +88,6 @@ pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         tile::tile_f16(w, cols, x, y);
     } else {
         generic::tile_f16(w, cols, x, y);
-    }
-}
-
-/// [`generic::tile_i8`], with NEON unless SIMD is switched off.
-pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    if simd_allowed() {
-        tile::tile_i8(q, cols, x, y);
-    } else {
-        generic::tile_i8(q, cols, x, y);
     }
 }
 
@@ -168,13 +112,10 @@ mod tests {
         fn neon_matches_generic(
             w in proptest::collection::vec(-2f32..2.0, 0..300),
             x in proptest::collection::vec(-2f32..2.0, 0..300),
-            q in proptest::collection::vec(any::<u8>(), 0..300),
         ) {
             let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
             let scale: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>().max(1.0);
             prop_assert!((dot_f32_neon(&wb, &x) - generic::dot_f32(&wb, &x)).abs() <= 1e-5 * scale);
-            let qs: f32 = q.iter().zip(&x).map(|(&a, b)| (f32::from(a as i8) * b).abs()).sum::<f32>().max(1.0);
-            prop_assert!((dot_i8_neon(&q, &x) - generic::dot_i8(&q, &x)).abs() <= 1e-5 * qs);
         }
     }
 }

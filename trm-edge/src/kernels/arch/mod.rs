@@ -5,12 +5,16 @@
 //! the [`super::generic`] function of the same name (the SIMD kernels differ only in rounding:
 //! summation order, and one rounding per fused multiply-add).
 //! Selection:
-//! - x86_64: [`x86_64`] detects AVX2, FMA and F16C once with `CPUID`/`XGETBV` (cached in an
-//!   atomic) and uses the AVX2 + FMA kernels for f32 and int8 weights and the F16C kernels for
-//!   f16 weights where the CPU and OS support them; a default `cargo build` gets them;
-//! - little-endian aarch64 (NEON is baseline): [`aarch64`] dot products for f32 and int8
-//!   weights and tile products for f32, f16 and int8 weights;
-//! - everything else (Cortex-M, …): the generic kernels.
+//! - x86_64: [`x86_64`] detects AVX2, FMA, F16C and the VNNI extensions once with
+//!   `CPUID`/`XGETBV` (cached in an atomic) and uses the AVX2 + FMA kernels for f32 weights,
+//!   the F16C kernels for f16 weights and the integer kernels (AVX2, AVX-512 VNNI, AVX-VNNI)
+//!   for int8 weights where the CPU and OS support them; a default `cargo build` gets them;
+//! - little-endian aarch64 (NEON is baseline): [`aarch64`] dot products for f32 weights, tile
+//!   products for f32 and f16 weights, and integer int8 kernels (SDOT where the CPU has it);
+//! - Cortex-M with the DSP extension: [`cortex_m`] int8 (`SMLAD`) and f16 (`VCVTB`) kernels;
+//! - everything else: the generic kernels.
+//!
+//! int8 weights always run on integer activations; [`super::q8`] is their specification.
 //!
 //! [`set_simd`]`(false)` forces the generic kernels everywhere (tests, benchmarks).
 
@@ -102,7 +106,7 @@ pub(crate) fn simd_allowed() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, matvec_i8};
+pub use x86_64::{dot_f16, dot_f32, kernel_set, matvec_f16, matvec_f32};
 // Tile products: AVX2 on x86_64, NEON on aarch64, the generic code elsewhere. The element-wise
 // loops of a block: AVX2 on x86_64; elsewhere the generic code (written lane by lane, so
 // aarch64's baseline NEON vectorises it as it is).
@@ -114,7 +118,7 @@ pub use x86_64::{dot_f16, dot_f32, dot_i8, kernel_set, matvec_f16, matvec_f32, m
         target_feature = "neon"
     )
 )))]
-pub use super::generic::{tile_f16, tile_f32, tile_i8};
+pub use super::generic::{tile_f16, tile_f32};
 #[cfg(not(target_arch = "x86_64"))]
 pub use super::ops::{softmax, swiglu, swiglu_backward};
 #[cfg(all(
@@ -122,9 +126,9 @@ pub use super::ops::{softmax, swiglu, swiglu_backward};
     target_endian = "little",
     target_feature = "neon"
 ))]
-pub use aarch64::{tile_f16, tile_f32, tile_i8};
+pub use aarch64::{tile_f16, tile_f32};
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{softmax, swiglu, swiglu_backward, tile_f16, tile_f32, tile_i8};
+pub use x86_64::{softmax, swiglu, swiglu_backward, tile_f16, tile_f32};
 
 #[cfg(all(
     target_arch = "aarch64",
@@ -137,14 +141,12 @@ pub use super::generic::{dot_f16, matvec_f16};
     target_endian = "little",
     target_feature = "neon"
 ))]
-pub use aarch64::{dot_f32, dot_i8, kernel_set, matvec_f32, matvec_i8};
+pub use aarch64::{dot_f32, kernel_set, matvec_f32};
 
 #[cfg(all(trm_arm_dsp, not(trm_arm_fp16)))]
 pub use super::generic::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
 pub use super::generic::{dot_f32, matvec_f32};
-#[cfg(trm_arm_dsp)]
-pub use super::generic::{dot_i8, matvec_i8};
 #[cfg(trm_arm_fp16)]
 pub use cortex_m::{dot_f16, matvec_f16};
 #[cfg(trm_arm_dsp)]
@@ -159,7 +161,7 @@ pub use cortex_m::{kernel_set, matvec_q8};
         target_feature = "neon"
     ),
 )))]
-pub use super::generic::{dot_f16, dot_f32, dot_i8, matvec_f16, matvec_f32, matvec_i8};
+pub use super::generic::{dot_f16, dot_f32, matvec_f16, matvec_f32};
 
 /// Name of the kernel set in use: always `"generic"` on this architecture.
 #[cfg(not(any(

@@ -14,10 +14,10 @@
 //! fault; or the build enables the features for every CPU it may run on.
 
 use core::arch::x86_64::{
-    __cpuid, __cpuid_count, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadl_epi64,
-    _mm_loadu_si128, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128,
-    _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps, _mm256_cvtph_ps, _mm256_extractf128_ps,
-    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _xgetbv,
+    __cpuid, __cpuid_count, __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadu_si128,
+    _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps, _mm256_castps256_ps128, _mm256_cvtph_ps,
+    _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+    _mm256_storeu_ps, _xgetbv,
 };
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -304,19 +304,6 @@ unsafe fn load_f32(p: *const u8) -> __m256 {
     unsafe { _mm256_loadu_ps(p.cast::<f32>()) }
 }
 
-/// Eight int8 weights from `p`, widened to f32.
-///
-/// # Safety
-/// `p .. p + 8` must be readable.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn load_i8(p: *const u8) -> __m256 {
-    // SAFETY: the caller guarantees 8 readable bytes; `loadl_epi64` needs no alignment; the
-    // function is only reached from AVX2 kernels (see module docs).
-    let q = unsafe { _mm_loadl_epi64(p.cast()) };
-    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))
-}
-
 /// Eight binary16 weights from `p`, converted exactly to f32 (`vcvtph2ps`).
 ///
 /// # Safety
@@ -427,14 +414,6 @@ kernels!(
     dot_f32_avx2,
     matvec_f32_avx2,
     generic::dot_f32
-);
-kernels!(
-    "avx2,fma",
-    load_i8,
-    1,
-    dot_i8_avx2,
-    matvec_i8_avx2,
-    generic::dot_i8
 );
 kernels!(
     "avx2,fma,f16c",
@@ -617,27 +596,7 @@ unsafe fn convert_f16(src: *const u8, dst: *mut f32, n: usize) {
     }
 }
 
-/// Converts `n` int8 weights at `src` to f32 at `dst` (exact).
-///
-/// # Safety
-/// `src .. src + n` readable, `dst .. dst + n` writable.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn convert_i8(src: *const u8, dst: *mut f32, n: usize) {
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n: 8 readable bytes at src + i, 8 writable floats at dst + i.
-        unsafe { _mm256_storeu_ps(dst.add(i), load_i8(src.add(i))) };
-        i += 8;
-    }
-    while i < n {
-        // SAFETY: i < n: one readable byte at src + i, one writable float at dst + i.
-        unsafe { *dst.add(i) = f32::from(*src.add(i) as i8) };
-        i += 1;
-    }
-}
-
-/// Generates the f16 or int8 row-block function: `R` rows × `k_len <= KC` columns converted
+/// Generates the f16 row-block function: `R` rows × `k_len <= KC` columns converted
 /// to an f32 panel, then [`block_groups`] on the panel.
 macro_rules! rows_converted {
     ($feat:literal, $name:ident, $convert:ident, $size:literal) => {
@@ -673,7 +632,6 @@ macro_rules! rows_converted {
 }
 
 rows_converted!("avx2,fma,f16c", rows_f16, convert_f16, 2);
-rows_converted!("avx2,fma", rows_i8, convert_i8, 1);
 
 /// Generates a tile kernel from a row-block function, on [`super::tile_schedule`]: columns in
 /// chunks of [`KC`] (the chunk of the tile, `KC·TILE` floats, stays in L1 while every row
@@ -716,7 +674,6 @@ macro_rules! tile_kernel {
 
 tile_kernel!("avx2,fma", tile_f32_avx2, rows_f32, 4);
 tile_kernel!("avx2,fma,f16c", tile_f16_f16c, rows_f16, 2);
-tile_kernel!("avx2,fma", tile_i8_avx2, rows_i8, 1);
 
 /// [`ops::swiglu`] compiled for AVX2 + FMA: the same code (so the same bits, as [`ops::exp`]
 /// uses no FMA), vectorised 8 lanes wide by the compiler.
@@ -776,16 +733,6 @@ pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
     }
 }
 
-/// [`generic::dot_i8`], with AVX2 + FMA when available.
-pub fn dot_i8(q: &[u8], x: &[f32]) -> f32 {
-    if avx2_fma() {
-        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
-        unsafe { dot_i8_avx2(q, x) }
-    } else {
-        generic::dot_i8(q, x)
-    }
-}
-
 /// [`generic::dot_f16`], with AVX2 + FMA + F16C when available.
 pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     if avx2_fma_f16c() {
@@ -804,16 +751,6 @@ pub fn matvec_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         unsafe { matvec_f32_avx2(w, cols, x, y) }
     } else {
         generic::matvec_f32(w, cols, x, y)
-    }
-}
-
-/// [`generic::matvec_i8`], with AVX2 + FMA when available.
-pub fn matvec_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    if avx2_fma() {
-        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
-        unsafe { matvec_i8_avx2(q, cols, x, y) }
-    } else {
-        generic::matvec_i8(q, cols, x, y)
     }
 }
 
@@ -846,16 +783,6 @@ pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
         unsafe { tile_f16_f16c(w, cols, x, y) }
     } else {
         generic::tile_f16(w, cols, x, y)
-    }
-}
-
-/// [`generic::tile_i8`], with AVX2 + FMA when available.
-pub fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    if avx2_fma() {
-        // SAFETY: `avx2_fma()` is true: AVX2, FMA and OS-enabled YMM state were detected.
-        unsafe { tile_i8_avx2(q, cols, x, y) }
-    } else {
-        generic::tile_i8(q, cols, x, y)
     }
 }
 
@@ -926,7 +853,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
         fn simd_dots_match_generic(
-            v in proptest::collection::vec((-2f32..2.0, -2f32..2.0, any::<u8>()), 0..300),
+            v in proptest::collection::vec((-2f32..2.0, -2f32..2.0), 0..300),
             x_extra in 0usize..5,
             w_off in 0usize..8,
             x_off in 0usize..4,
@@ -944,17 +871,14 @@ mod tests {
             let x = &xs[x_off..];
             let wf: Vec<u8> = v.iter().flat_map(|t| t.0.to_le_bytes()).collect();
             let wh: Vec<u8> = v.iter().flat_map(|t| f32_to_f16(t.0).to_le_bytes()).collect();
-            let wq: Vec<u8> = v.iter().map(|t| t.2).collect();
-            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
-            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            let (wf, wh) = (shifted(&wf, w_off), shifted(&wh, w_off));
+            let (wf, wh) = (&wf[w_off..], &wh[w_off..]);
             let scale: f32 = v.iter().map(|t| (t.0 * t.1).abs()).sum();
-            let qscale: f32 = v.iter().map(|t| (f32::from(t.2 as i8) * t.1).abs()).sum();
             // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
             // (`cpu_has_avx2_fma_f16c()` checked above); the kernels take safe slices.
-            let (f, h, q) = unsafe { (dot_f32_avx2(wf, x), dot_f16_f16c(wh, x), dot_i8_avx2(wq, x)) };
+            let (f, h) = unsafe { (dot_f32_avx2(wf, x), dot_f16_f16c(wh, x)) };
             prop_assert!(close(f, generic::dot_f32(wf, x), scale));
             prop_assert!(close(h, generic::dot_f16(wh, x), scale));
-            prop_assert!(close(q, generic::dot_i8(wq, x), qscale));
         }
 
         #[test]
@@ -973,13 +897,13 @@ mod tests {
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             let xs: Vec<f32> = (0..x_off + cols).map(|_| next()).collect();
             let x = &xs[x_off..];
-            let [wf, wh, wq] = encodings(&w, 60.0);
-            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
-            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            let [wf, wh, _] = encodings(&w, 60.0);
+            let (wf, wh) = (shifted(&wf, w_off), shifted(&wh, w_off));
+            let (wf, wh) = (&wf[w_off..], &wh[w_off..]);
             // A shorter y truncates; the untouched tail must stay as it was.
             let ylen = rows.saturating_sub(y_short);
             let tol = 1e-5 * cols as f32 * 2.0;
-            for (which, bytes) in [(0, wf), (1, wh), (2, wq)] {
+            for (which, bytes) in [(0, wf), (1, wh)] {
                 let mut fast = std::vec![7.0f32; ylen];
                 let mut slow = std::vec![7.0f32; ylen];
                 // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
@@ -987,18 +911,15 @@ mod tests {
                 unsafe {
                     match which {
                         0 => matvec_f32_avx2(bytes, cols, x, &mut fast),
-                        1 => matvec_f16_f16c(bytes, cols, x, &mut fast),
-                        _ => matvec_i8_avx2(bytes, cols, x, &mut fast),
+                        _ => matvec_f16_f16c(bytes, cols, x, &mut fast),
                     }
                 }
                 match which {
                     0 => generic::matvec_f32(bytes, cols, x, &mut slow),
-                    1 => generic::matvec_f16(bytes, cols, x, &mut slow),
-                    _ => generic::matvec_i8(bytes, cols, x, &mut slow),
+                    _ => generic::matvec_f16(bytes, cols, x, &mut slow),
                 }
-                let scale = if which == 2 { 127.0 } else { 1.0 };
                 for (a, b) in fast.iter().zip(&slow) {
-                    prop_assert!((a - b).abs() <= tol * scale, "{which}: {a} vs {b}");
+                    prop_assert!((a - b).abs() <= tol, "{which}: {a} vs {b}");
                 }
             }
         }
@@ -1019,12 +940,12 @@ mod tests {
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             // x may be shorter than cols·TILE (then k is truncated) and not a whole tile.
             let x: Vec<f32> = (0..x_cols.min(cols) * TILE + x_cols % 5).map(|_| next()).collect();
-            let [wf, wh, wq] = encodings(&w, 60.0);
-            let (wf, wh, wq) = (shifted(&wf, w_off), shifted(&wh, w_off), shifted(&wq, w_off));
-            let (wf, wh, wq) = (&wf[w_off..], &wh[w_off..], &wq[w_off..]);
+            let [wf, wh, _] = encodings(&w, 60.0);
+            let (wf, wh) = (shifted(&wf, w_off), shifted(&wh, w_off));
+            let (wf, wh) = (&wf[w_off..], &wh[w_off..]);
             let ylen = (rows * TILE).saturating_sub(y_short);
             let tol = 1e-6 * cols as f32 * 2.0;
-            for (which, bytes) in [(0, wf), (1, wh), (2, wq)] {
+            for (which, bytes) in [(0, wf), (1, wh)] {
                 let mut fast = std::vec![7.0f32; ylen];
                 let mut slow = std::vec![7.0f32; ylen];
                 // SAFETY: the CPU has AVX2, FMA and F16C with OS-enabled YMM state
@@ -1032,18 +953,15 @@ mod tests {
                 unsafe {
                     match which {
                         0 => tile_f32_avx2(bytes, cols, &x, &mut fast),
-                        1 => tile_f16_f16c(bytes, cols, &x, &mut fast),
-                        _ => tile_i8_avx2(bytes, cols, &x, &mut fast),
+                        _ => tile_f16_f16c(bytes, cols, &x, &mut fast),
                     }
                 }
                 match which {
                     0 => generic::tile_f32(bytes, cols, &x, &mut slow),
-                    1 => generic::tile_f16(bytes, cols, &x, &mut slow),
-                    _ => generic::tile_i8(bytes, cols, &x, &mut slow),
+                    _ => generic::tile_f16(bytes, cols, &x, &mut slow),
                 }
-                let scale = if which == 2 { 127.0 } else { 1.0 };
                 for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
-                    prop_assert!((a - b).abs() <= tol * scale, "{which} at {i}: {a} vs {b}");
+                    prop_assert!((a - b).abs() <= tol, "{which} at {i}: {a} vs {b}");
                 }
             }
         }

@@ -391,17 +391,15 @@ pub fn tile_q8(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::uniform;
-    use std::vec::Vec;
+    use crate::kernels::testing::{check_q8_quantize, check_q8_tile};
 
-    /// The `SDOT` kernel against the specification (see [`check`]).
     #[test]
     fn sdot_int8_tile_is_bit_identical_to_the_spec() {
         if !cpu_has_dotprod() {
             std::eprintln!("SKIPPED sdot int8 tile: this CPU lacks FEAT_DotProd (SDOT)");
             return;
         }
-        check(|w, s, c, k, q, x, y| {
+        check_q8_tile("sdot int8 tile", &|w, s, c, k, q, x, y| {
             // SAFETY: the CPU has SDOT (checked above).
             unsafe { tile_dotprod(w, s, c, k, q, x, y) }
         });
@@ -409,75 +407,11 @@ mod tests {
 
     #[test]
     fn neon_int8_tile_is_bit_identical_to_the_spec() {
-        check(tile_neon);
+        check_q8_tile("neon int8 tile", &tile_neon);
     }
 
     #[test]
     fn neon_quantisation_is_bit_identical_to_the_spec() {
-        let mut next = uniform(42);
-        for k_len in (0..40).chain([127, 128, 129, 513]) {
-            let x: Vec<f32> = (0..k_len * TILE + 3)
-                .map(|i| match i % 97 {
-                    5 => f32::NAN,
-                    11 => f32::INFINITY,
-                    17 => 2.5,
-                    19 => -0.5,
-                    _ => next() * 3.0,
-                })
-                .collect();
-            let (mut q1, mut q2) = (
-                std::vec![1u8; tile_bytes(k_len)],
-                std::vec![2u8; tile_bytes(k_len)],
-            );
-            let (mut s1, mut s2) = ([0f32; TILE], [1f32; TILE]);
-            assert!(quantize_tile_neon(&x, k_len, &mut q1, &mut s1));
-            assert!(q8::quantize_tile(&x, k_len, &mut q2, &mut s2));
-            assert_eq!(q1, q2, "k_len {k_len}");
-            assert_eq!(s1.map(f32::to_bits), s2.map(f32::to_bits));
-        }
-    }
-
-    /// `kernel` against the specification, bit for bit, on 300 random shapes (ragged column
-    /// counts, row counts not a multiple of 4, weights including −128, misaligned weights,
-    /// short `y` and scales, NaN and outlier activations).
-    fn check(kernel: impl Fn(&[u8], &[u8], usize, usize, &[u8], &[f32; TILE], &mut [f32])) {
-        let mut next = uniform(0x5d07);
-        let mut pick = |n: usize| ((next() + 1.0) * 0.5 * n as f32) as usize % n.max(1);
-        for case in 0..300 {
-            let rows = pick(14);
-            let cols = 1 + pick(400);
-            let k_len = cols - pick(cols.min(6));
-            let w_off = pick(8);
-            let mut next = uniform(case as u64 + 7);
-            let mut w: Vec<u8> = std::vec![0xa5; w_off];
-            w.extend((0..rows * cols).map(|i| {
-                if i % 53 == 7 {
-                    0x80
-                } else {
-                    (next() * 128.0) as i8 as u8
-                }
-            }));
-            let w = &w[w_off..];
-            let scales: Vec<u8> = (0..rows.saturating_sub(pick(2)))
-                .flat_map(|r| (0.003 * (r + 1) as f32).to_le_bytes())
-                .collect();
-            let x: Vec<f32> = (0..k_len * TILE)
-                .map(|i| match i % 89 {
-                    3 => f32::NAN,
-                    7 => next() * 1e4,
-                    _ => next() * 3.0,
-                })
-                .collect();
-            let mut q = std::vec![0u8; tile_bytes(k_len)];
-            let mut s_x = [0f32; TILE];
-            assert!(q8::quantize_tile(&x, k_len, &mut q, &mut s_x));
-            let ylen = (rows * TILE).saturating_sub(pick(40));
-            let (mut fast, mut spec) = (std::vec![7.0f32; ylen], std::vec![7.0f32; ylen]);
-            kernel(w, &scales, cols, k_len, &q, &s_x, &mut fast);
-            q8::tile_q8(w, &scales, cols, k_len, &q, &s_x, &mut spec);
-            let fb: Vec<u32> = fast.iter().map(|v| v.to_bits()).collect();
-            let sb: Vec<u32> = spec.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(fb, sb, "rows {rows} cols {cols} k_len {k_len}");
-        }
+        check_q8_quantize("neon quantisation", &quantize_tile_neon);
     }
 }

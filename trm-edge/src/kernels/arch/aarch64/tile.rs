@@ -171,8 +171,6 @@ trait Rows {
 struct F32;
 /// binary16 weights, decoded exactly.
 struct F16;
-/// int8 weights (the caller applies the row scales).
-struct I8;
 
 impl Rows for F32 {
     const SIZE: usize = 4;
@@ -229,17 +227,7 @@ unsafe fn decode_f16(p: *const u8) -> f32 {
     f16_to_f32(u16::from_le_bytes(unsafe { [*p, *p.add(1)] }))
 }
 
-/// The int8 weight at `p` as f32.
-///
-/// # Safety
-/// `p` must be readable.
-unsafe fn decode_i8(p: *const u8) -> f32 {
-    // SAFETY: one readable byte (caller contract).
-    f32::from(unsafe { *p } as i8)
-}
-
 decoded_rows!(F16, 2, decode_f16);
-decoded_rows!(I8, 1, decode_i8);
 
 /// The tile product for weights read as `T`, on [`super::super::tile_schedule`]: column chunks
 /// of [`KC`], within a chunk blocks of [`NB`] rows (the last one 1..NB).
@@ -281,11 +269,6 @@ pub(super) fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     tile::<F16>(w, cols, x, y);
 }
 
-/// NEON [`crate::kernels::generic::tile_i8`] (same contract; sums as the AVX2 kernel's).
-pub(super) fn tile_i8(q: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    tile::<I8>(q, cols, x, y);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,20 +294,18 @@ mod tests {
             let mut next = uniform(seed);
             let w: Vec<f32> = (0..rows * cols).map(|_| next() * 2.0).collect();
             let x: Vec<f32> = (0..x_cols.min(cols) * TILE + x_cols % 5).map(|_| next()).collect();
-            let [wf, wh, wq] = encodings(&w, 60.0).map(|b| shifted(&b, w_off));
+            let [wf, wh, _] = encodings(&w, 60.0).map(|b| shifted(&b, w_off));
             let ylen = (rows * TILE).saturating_sub(y_short);
             let tol = 1e-6 * cols as f32 * 2.0;
-            for (which, bytes) in [(0, &wf[w_off..]), (1, &wh[w_off..]), (2, &wq[w_off..])] {
+            for (which, bytes) in [(0, &wf[w_off..]), (1, &wh[w_off..])] {
                 let mut fast = std::vec![7.0f32; ylen];
                 let mut slow = std::vec![7.0f32; ylen];
                 match which {
                     0 => (tile_f32(bytes, cols, &x, &mut fast), generic::tile_f32(bytes, cols, &x, &mut slow)),
-                    1 => (tile_f16(bytes, cols, &x, &mut fast), generic::tile_f16(bytes, cols, &x, &mut slow)),
-                    _ => (tile_i8(bytes, cols, &x, &mut fast), generic::tile_i8(bytes, cols, &x, &mut slow)),
+                    _ => (tile_f16(bytes, cols, &x, &mut fast), generic::tile_f16(bytes, cols, &x, &mut slow)),
                 };
-                let scale = if which == 2 { 127.0 } else { 1.0 };
                 for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
-                    prop_assert!((a - b).abs() <= tol * scale, "{which} at {i}: {a} vs {b}");
+                    prop_assert!((a - b).abs() <= tol, "{which} at {i}: {a} vs {b}");
                 }
             }
         }

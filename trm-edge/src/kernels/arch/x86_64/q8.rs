@@ -422,72 +422,19 @@ vnni_kernel!(
 mod tests {
     use super::*;
     use crate::kernels::arch::x86_64::{cpu_has_avx2_fma, cpu_has_avx512vnni, cpu_has_avxvnni};
-    use crate::kernels::testing::uniform;
-    use std::vec::Vec;
+    use crate::kernels::testing::{check_q8_quantize, check_q8_tile};
 
     /// A tile kernel under test.
     type Kernel = unsafe fn(&[u8], &[u8], usize, usize, &[u8], &[f32; TILE], &mut [f32]);
 
-    /// Random activations with outliers, exact ties, NaN and infinities in a few lanes.
-    fn activations(next: &mut impl FnMut() -> f32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| match i % 97 {
-                5 => f32::NAN,
-                11 if n > 500 => f32::INFINITY,
-                13 => 0.0,
-                17 => 2.5,
-                19 => -0.5,
-                23 => next() * 1e4,
-                _ => next() * 3.0,
-            })
-            .collect()
-    }
-
-    /// `kernel` against [`q8::tile_q8`], bit for bit, on 300 random shapes: ragged column
-    /// counts (`k_len` not a multiple of 4, below `cols`), row counts not a multiple of the
-    /// register block, weights including −128, misaligned weights, short `y` and `w_scales`.
-    fn check(name: &str, kernel: Kernel) {
-        let mut next = uniform(0x5eed_0000 ^ name.len() as u64);
-        let mut pick = |n: usize| ((next() + 1.0) * 0.5 * n as f32) as usize % n.max(1);
-        for case in 0..300 {
-            let rows = pick(20);
-            let cols = 1 + pick(600);
-            let k_len = cols - pick(cols.min(6));
-            let w_off = pick(8);
-            let mut next = uniform(case as u64 + 1);
-            let mut w: Vec<u8> = std::vec![0xa5; w_off];
-            w.extend((0..rows * cols).map(|i| {
-                if i % 53 == 7 {
-                    0x80
-                } else {
-                    (next() * 128.0) as i8 as u8
-                }
-            }));
-            let w = &w[w_off..];
-            let scales: Vec<u8> = (0..rows.saturating_sub(pick(2)))
-                .flat_map(|r| (0.003 * (r + 1) as f32).to_le_bytes())
-                .collect();
-            let x = activations(&mut next, k_len * TILE);
-            let mut q = std::vec![0u8; tile_bytes(k_len)];
-            let mut s_x = [0f32; TILE];
-            assert!(q8::quantize_tile(&x, k_len, &mut q, &mut s_x));
-            let ylen = (rows * TILE).saturating_sub(pick(40));
-            let mut fast = std::vec![7.0f32; ylen];
-            let mut spec = std::vec![7.0f32; ylen];
-            // SAFETY: the caller checked that the CPU has the kernel's features.
-            unsafe { kernel(w, &scales, cols, k_len, &q, &s_x, &mut fast) };
-            q8::tile_q8(w, &scales, cols, k_len, &q, &s_x, &mut spec);
-            let fb: Vec<u32> = fast.iter().map(|v| v.to_bits()).collect();
-            let sb: Vec<u32> = spec.iter().map(|v| v.to_bits()).collect();
-            assert_eq!(fb, sb, "{name}: rows {rows} cols {cols} k_len {k_len}");
-        }
-    }
-
-    /// Runs `check` when the CPU has `feature`, else says which feature is missing (the one
-    /// skip that is not a failure in CI: the machine cannot run the instructions).
+    /// [`check_q8_tile`] when the CPU has `feature`, else says which feature is missing (the
+    /// one skip that is not a failure in CI: the machine cannot run the instructions).
     fn check_if(has: bool, feature: &str, name: &str, kernel: Kernel) {
         if has {
-            check(name, kernel);
+            check_q8_tile(name, &|w, s, c, k, q, x, y| {
+                // SAFETY: the caller checked that the CPU has the kernel's features.
+                unsafe { kernel(w, s, c, k, q, x, y) }
+            });
         } else {
             std::eprintln!("SKIPPED {name}: this CPU lacks {feature}");
         }
@@ -526,26 +473,9 @@ mod tests {
             std::eprintln!("SKIPPED avx2 quantisation: this CPU lacks AVX2/FMA");
             return;
         }
-        let mut next = uniform(99);
-        for k_len in (0..40).chain([127, 128, 129, 513]) {
-            let x = activations(&mut next, k_len * TILE + 3);
-            let (mut q1, mut q2) = (
-                std::vec![1u8; tile_bytes(k_len)],
-                std::vec![2u8; tile_bytes(k_len)],
-            );
-            let (mut s1, mut s2) = ([0f32; TILE], [1f32; TILE]);
+        check_q8_quantize("avx2 quantisation", &|x, k, q, s| {
             // SAFETY: AVX2 and FMA usable (checked above).
-            assert!(unsafe { quantize_tile_avx2(&x, k_len, &mut q1, &mut s1) });
-            assert!(q8::quantize_tile(&x, k_len, &mut q2, &mut s2));
-            assert_eq!(q1, q2, "k_len {k_len}");
-            assert_eq!(s1.map(f32::to_bits), s2.map(f32::to_bits));
-            // Too short a buffer: nothing written.
-            if k_len > 0 {
-                let mut short = std::vec![9u8; tile_bytes(k_len) - 1];
-                // SAFETY: as above.
-                assert!(!unsafe { quantize_tile_avx2(&x, k_len, &mut short, &mut s1) });
-                assert!(short.iter().all(|&b| b == 9));
-            }
-        }
+            unsafe { quantize_tile_avx2(x, k, q, s) }
+        });
     }
 }
