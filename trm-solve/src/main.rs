@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
+use trm_edge::kernels::arch::{Kernels, UnknownKernels};
 use trm_edge::solver::attempts::{AttemptOptions, AttemptSource, DEFAULT_NOISE, Selection};
 use trm_edge::solver::{HaltPolicy, SolveOptions};
 
@@ -118,9 +119,16 @@ struct Cli {
     /// cells highlighted, q_halt and the Sudoku check
     #[arg(long, value_name = "FILE")]
     trace_html: Option<PathBuf>,
-    /// Use the scalar reference kernels only (bit-identical results on every architecture)
-    #[arg(long)]
+    /// Use the scalar reference kernels only (bit-identical results on every architecture);
+    /// the same as `--kernels generic`
+    #[arg(long, conflicts_with = "kernels")]
     no_simd: bool,
+    /// Cap the CPU kernels at a set, to time a CPU that lacks an extension on one that has it:
+    /// auto (the best this CPU has), generic, avx2 (x86_64 without AVX-512 and VNNI), avx-vnni
+    /// (x86_64 without AVX-512), neon (aarch64 without SDOT). Refused where the CPU lacks the
+    /// set. int8 answers are the same with every set
+    #[arg(long, value_name = "SET", default_value = "auto", value_parser = parse_kernels)]
+    kernels: Kernels,
     /// Where the network runs: cpu (trm-edge, all cores), or the burn model of trm-train on a
     /// GPU through wgpu (Vulkan/Metal/DX12) or CUDA, batched; wgpu and cuda need a build with
     /// that cargo feature (`cargo build --release -p trm-solve --features wgpu`)
@@ -175,6 +183,11 @@ fn main() -> ExitCode {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<io::Error>()
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// `--kernels`: a name of [`Kernels::ALL`].
+fn parse_kernels(s: &str) -> std::result::Result<Kernels, String> {
+    s.parse().map_err(|e: UnknownKernels| e.to_string())
 }
 
 fn model_path(cli: &Cli) -> Result<PathBuf> {
@@ -250,7 +263,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let path = model_path(cli)?;
     let bytes = ModelBytes::read(&path)?;
     let model = bytes.model(&path)?;
-    trm_edge::kernels::arch::set_simd(!cli.no_simd);
+    let kernels = if cli.no_simd {
+        Kernels::Generic
+    } else {
+        cli.kernels
+    };
+    trm_edge::kernels::arch::set_kernels(kernels)
+        .map_err(|e| anyhow::anyhow!("--kernels {kernels}: {e}"))?;
     let budget = cli
         .budget
         .map_or(model.config().halt_max_steps, |b| b as usize);

@@ -264,6 +264,72 @@ fn threads_do_not_change_the_output() {
     assert_eq!(one.iter().filter(|&&b| b == b'\n').count(), 40);
 }
 
+/// int8 answers do not depend on the kernels (the integer sums are exact): every kernel set
+/// this machine can run gives the same bytes as the scalar kernels, the summary names the set,
+/// and a set the architecture or CPU lacks is refused with exit code 2 and the reason.
+#[test]
+fn int8_answers_are_the_same_with_every_kernel_set() {
+    let dir = temp_dir("kernels");
+    let model = write(&dir, "m.trm", random_model(6, DType::I8));
+    let text: String = (0..10).map(|i| format!("{}\n", PAIRS[i % 5].0)).collect();
+    let input = write(&dir, "in.txt", text);
+    let solve = |extra: &[&str]| {
+        let mut args = std::vec![
+            "--model",
+            model.to_str().unwrap(),
+            "--budget",
+            "3",
+            "--halt",
+            "full",
+            "--format",
+            "json",
+            input.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let generic = solve(&["--no-simd"]);
+    assert_eq!(code(&generic), 0, "{}", stderr(&generic));
+    assert!(
+        stderr(&generic).contains("(generic kernels"),
+        "{}",
+        stderr(&generic)
+    );
+    let mut ran = 0;
+    for set in ["auto", "generic", "avx2", "avx-vnni", "neon"] {
+        let o = solve(&["--kernels", set]);
+        if code(&o) == 0 {
+            assert_eq!(o.stdout, generic.stdout, "--kernels {set}");
+            ran += 1;
+            if set == "avx2" {
+                let e = stderr(&o);
+                assert!(e.contains("int8 avx2") && !e.contains("avx512"), "{e}");
+            }
+        } else {
+            assert_eq!(code(&o), 2, "--kernels {set}: {}", stderr(&o));
+            let e = stderr(&o);
+            assert!(e.contains(&format!("--kernels {set}: ")), "{e}");
+            assert!(e.contains("lacks") || e.contains("exist only on"), "{e}");
+        }
+    }
+    // auto and generic run everywhere; x86_64 adds avx2 (CI's machines have it), aarch64 neon.
+    let expected = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        3
+    } else {
+        2
+    };
+    assert!(ran >= expected, "only {ran} kernel sets ran");
+    let o = solve(&["--kernels", "sse"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("expected one of auto generic avx2 avx-vnni neon"),
+        "{}",
+        stderr(&o)
+    );
+    let o = solve(&["--kernels", "avx2", "--no-simd"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
 #[test]
 fn sudoku_extreme_csv() {
     let dir = temp_dir("csv");

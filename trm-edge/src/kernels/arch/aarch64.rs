@@ -92,9 +92,10 @@ pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
 }
 
 /// Name of the kernel set in use: `"neon"` (`"neon (int8 sdot)"` where the CPU has the
-/// dot-product extension), or `"generic"` after `set_simd(false)`.
+/// dot-product extension and the kernels are not capped at plain NEON), or `"generic"` after
+/// `set_simd(false)`.
 pub fn kernel_set() -> &'static str {
-    match (simd_allowed(), cpu_has_dotprod()) {
+    match (simd_allowed(), q8::sdot_allowed()) {
         (false, _) => "generic",
         (true, true) => "neon (int8 sdot)",
         (true, false) => "neon",

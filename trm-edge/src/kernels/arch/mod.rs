@@ -16,12 +16,13 @@
 //!
 //! int8 weights always run on integer activations; [`super::q8`] is their specification.
 //!
-//! [`set_simd`]`(false)` forces the generic kernels everywhere (tests, benchmarks).
+//! [`set_simd`]`(false)` forces the generic kernels everywhere (tests, benchmarks), and
+//! [`set_kernels`] caps them at a named set (an AVX2-only CPU on one with AVX-512, say).
 
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[cfg(all(
     target_arch = "aarch64",
@@ -86,6 +87,166 @@ pub fn set_simd(enabled: bool) {
 /// The setting of [`set_simd`] (not whether the CPU has SIMD: see [`kernel_set`]).
 pub fn simd_enabled() -> bool {
     SIMD.load(Ordering::Relaxed)
+}
+
+/// The kernel sets a process can restrict itself to with [`set_kernels`]: to compare them in
+/// one binary, or to time a CPU that lacks an extension on one that has it. Every choice gives
+/// the same int8 bits ([`super::q8`] is exact); f32 and f16 sums may round differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// The best kernels this CPU has (the default).
+    Auto,
+    /// The scalar reference kernels only (`set_simd(false)`).
+    Generic,
+    /// x86_64: AVX2, FMA and F16C only, as on a CPU without AVX-512 and VNNI (int8 products
+    /// on `vpmaddubsw`/`vpmaddwd`).
+    Avx2,
+    /// x86_64: AVX2, FMA and F16C plus AVX-VNNI (`vpdpbusd` on 256-bit registers), no AVX-512.
+    AvxVnni,
+    /// aarch64: NEON without the dot-product extension (int8 products on `smull`/`sadalp`).
+    Neon,
+}
+
+impl Kernels {
+    /// Every choice, in the order of [`Kernels::name`]'s help text.
+    pub const ALL: [Kernels; 5] = [
+        Kernels::Auto,
+        Kernels::Generic,
+        Kernels::Avx2,
+        Kernels::AvxVnni,
+        Kernels::Neon,
+    ];
+
+    /// The choice's name on command lines: `auto`, `generic`, `avx2`, `avx-vnni`, `neon`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernels::Auto => "auto",
+            Kernels::Generic => "generic",
+            Kernels::Avx2 => "avx2",
+            Kernels::AvxVnni => "avx-vnni",
+            Kernels::Neon => "neon",
+        }
+    }
+}
+
+impl core::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for Kernels {
+    type Err = UnknownKernels;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kernels::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or(UnknownKernels)
+    }
+}
+
+/// A name that is none of [`Kernels::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKernels;
+
+impl core::fmt::Display for UnknownKernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown kernel set; expected one of")?;
+        for k in Kernels::ALL {
+            write!(f, " {k}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`set_kernels`] refused a choice: what this build or CPU lacks, in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelsUnavailable(pub &'static str);
+
+impl core::fmt::Display for KernelsUnavailable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// [`Kernels`] as stored in [`LIMIT`] (the `SIMD` flag holds [`Kernels::Generic`]).
+const LIMIT_AUTO: u8 = 0;
+/// [`LIMIT`]: [`Kernels::Avx2`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const LIMIT_AVX2: u8 = 1;
+/// [`LIMIT`]: [`Kernels::AvxVnni`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const LIMIT_AVX_VNNI: u8 = 2;
+/// [`LIMIT`]: [`Kernels::Neon`].
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+const LIMIT_NEON: u8 = 3;
+
+/// The ceiling set by [`set_kernels`] below the best kernels (`LIMIT_*`).
+static LIMIT: AtomicU8 = AtomicU8::new(LIMIT_AUTO);
+
+/// The ceiling of [`set_kernels`], for the architecture modules.
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(
+            target_arch = "aarch64",
+            target_endian = "little",
+            target_feature = "neon"
+        ),
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn limit() -> u8 {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// Restricts every later kernel call, on every thread, to `kernels`; refuses (changing
+/// nothing) a set this architecture does not have or whose instructions this CPU lacks.
+/// [`kernel_set`] then names what runs.
+pub fn set_kernels(kernels: Kernels) -> Result<(), KernelsUnavailable> {
+    let limit = match kernels {
+        Kernels::Auto | Kernels::Generic => LIMIT_AUTO,
+        Kernels::Avx2 => {
+            #[cfg(target_arch = "x86_64")]
+            if !x86_64::cpu_has_avx2_fma_f16c() {
+                return Err(KernelsUnavailable("this CPU lacks AVX2, FMA or F16C"));
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            return Err(KernelsUnavailable("avx2 kernels exist only on x86_64"));
+            #[cfg(target_arch = "x86_64")]
+            LIMIT_AVX2
+        }
+        Kernels::AvxVnni => {
+            #[cfg(target_arch = "x86_64")]
+            if !(x86_64::cpu_has_avx2_fma_f16c() && x86_64::cpu_has_avxvnni()) {
+                return Err(KernelsUnavailable("this CPU lacks AVX-VNNI"));
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            return Err(KernelsUnavailable("avx-vnni kernels exist only on x86_64"));
+            #[cfg(target_arch = "x86_64")]
+            LIMIT_AVX_VNNI
+        }
+        Kernels::Neon => {
+            #[cfg(not(all(
+                target_arch = "aarch64",
+                target_endian = "little",
+                target_feature = "neon"
+            )))]
+            return Err(KernelsUnavailable(
+                "neon kernels exist only on little-endian aarch64",
+            ));
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_endian = "little",
+                target_feature = "neon"
+            ))]
+            LIMIT_NEON
+        }
+    };
+    LIMIT.store(limit, Ordering::Relaxed);
+    set_simd(kernels != Kernels::Generic);
+    Ok(())
 }
 
 /// [`simd_enabled`], for the architecture modules.

@@ -169,15 +169,32 @@ enum Int8Kernel {
     Avx512Vnni,
 }
 
+/// The feature bits the kernels may use now: the detected ones, none after
+/// `set_simd(false)`, and without those above the ceiling of [`super::set_kernels`].
+fn allowed() -> u8 {
+    if !simd_allowed() {
+        return 0;
+    }
+    let mask = match super::limit() {
+        super::LIMIT_AVX2 => AVX2_FMA | F16C,
+        super::LIMIT_AVX_VNNI => AVX2_FMA | F16C | AVXVNNI,
+        _ => u8::MAX,
+    };
+    features() & mask
+}
+
+/// Whether every bit of `want` is allowed now ([`allowed`]).
+fn allows(want: u8) -> bool {
+    allowed() & want == want
+}
+
 /// The int8 tile kernel the dispatcher uses now.
 fn int8_kernel() -> Int8Kernel {
-    if !simd_allowed() {
-        Int8Kernel::Generic
-    } else if cpu_has_avx512vnni() {
+    if allows(AVX2_FMA | AVX512F | AVX512VNNI) {
         Int8Kernel::Avx512Vnni
-    } else if cpu_has_avxvnni() {
+    } else if allows(AVX2_FMA | AVXVNNI) {
         Int8Kernel::AvxVnni
-    } else if cpu_has_avx2_fma() {
+    } else if allows(AVX2_FMA) {
         Int8Kernel::Avx2
     } else {
         Int8Kernel::Generic
@@ -186,17 +203,17 @@ fn int8_kernel() -> Int8Kernel {
 
 /// AVX-512F element-wise kernels usable and allowed.
 fn avx512f() -> bool {
-    simd_allowed() && cpu_has_avx512f()
+    allows(AVX2_FMA | AVX512F)
 }
 
 /// AVX2 + FMA kernels usable and allowed.
 fn avx2_fma() -> bool {
-    simd_allowed() && cpu_has_avx2_fma()
+    allows(AVX2_FMA)
 }
 
 /// AVX2 + FMA + F16C kernels usable and allowed.
 fn avx2_fma_f16c() -> bool {
-    simd_allowed() && cpu_has_avx2_fma_f16c()
+    allows(AVX2_FMA | F16C)
 }
 
 /// Name of the kernel set the dispatcher uses now (the int8 tile kernel in brackets).

@@ -368,6 +368,12 @@ pub fn quantize_tile(x: &[f32], k_len: usize, q: &mut [u8], s_x: &mut [f32; TILE
     }
 }
 
+/// Whether the `SDOT` kernel may run: the CPU has it and [`super::super::set_kernels`] did not
+/// cap the kernels at plain NEON.
+pub(super) fn sdot_allowed() -> bool {
+    cpu_has_dotprod() && super::super::limit() != super::super::LIMIT_NEON
+}
+
 /// [`q8::tile_q8`] with `SDOT` where the CPU has it, else plain NEON.
 pub fn tile_q8(
     w: &[u8],
@@ -380,8 +386,8 @@ pub fn tile_q8(
 ) {
     if !super::simd_allowed() {
         q8::tile_q8(w, w_scales, cols, k_len, q, s_x, y);
-    } else if cpu_has_dotprod() {
-        // SAFETY: `SDOT` reported by the CPU (checked just above).
+    } else if sdot_allowed() {
+        // SAFETY: `SDOT` reported by the CPU (`sdot_allowed` checks `cpu_has_dotprod`).
         unsafe { tile_dotprod(w, w_scales, cols, k_len, q, s_x, y) }
     } else {
         tile_neon(w, w_scales, cols, k_len, q, s_x, y);
