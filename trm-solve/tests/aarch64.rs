@@ -169,6 +169,19 @@ fn aarch64_musl_build_matches_x86_64() {
             "{}",
             stderr(&a)
         );
+        // Capped at plain NEON (no SDOT, as on a Cortex-A72): the same bytes.
+        let neon = Command::new("qemu-aarch64")
+            .arg(&arm)
+            .args(["--model", m, "--budget", "2", "--kernels", "neon", input])
+            .output()
+            .expect("run qemu-aarch64");
+        assert_eq!(code(&neon), 0, "{}", stderr(&neon));
+        assert_eq!(stdout(&neon), stdout(&h), "--kernels neon, {m}");
+        assert!(
+            stderr(&neon).contains("(neon kernels,"),
+            "{}",
+            stderr(&neon)
+        );
     }
     // An exact model: every output byte agrees with SIMD on, and the full grid is solved.
     let args = ["--model", echo.to_str().unwrap(), "--format", "json"];
