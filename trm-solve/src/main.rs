@@ -325,6 +325,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             }
         }
     }
+    if puzzles.is_empty() && bad == 0 {
+        let name = match cli.input.as_deref() {
+            Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+            _ => "stdin".into(),
+        };
+        eprintln!("{name}: the input holds no puzzle (empty, or only blank and # lines)");
+        return Ok(ExitCode::from(1));
+    }
     let (threads, capped) = worker_threads(cli.threads, puzzles.len());
     if let Some(note) = capped {
         eprintln!("{note}");

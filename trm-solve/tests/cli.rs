@@ -67,6 +67,38 @@ fn bad_lines_are_reported_and_the_rest_solved() {
     assert!(strict.stdout.is_empty());
 }
 
+/// An input without a puzzle (empty, blank or `#` lines only) is an error with exit code 1, as
+/// in `trm-train data check`, from a file and from stdin; nothing is written to stdout.
+#[test]
+fn an_input_without_puzzles_is_an_error() {
+    let dir = temp_dir("no_puzzles");
+    let model = write(&dir, "m.trm", random_model(1, DType::I8));
+    let m = model.to_str().unwrap();
+    for (name, text) in [
+        ("empty.txt", ""),
+        ("comments.txt", "# only a comment\n\n  \n"),
+    ] {
+        let file = write(&dir, name, text);
+        let o = run(&["--model", m, file.to_str().unwrap()]);
+        assert_eq!(code(&o), 1, "{name}: {}", stderr(&o));
+        assert!(o.stdout.is_empty());
+        assert!(
+            stderr(&o).contains(&format!("{name}: the input holds no puzzle")),
+            "{}",
+            stderr(&o)
+        );
+        let mut cmd = bin();
+        cmd.args(["--model", m, "-"]);
+        let o = run_with(cmd, text.as_bytes());
+        assert_eq!(code(&o), 1, "stdin {name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("stdin: the input holds no puzzle"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn output_formats_agree() {
     let dir = temp_dir("formats");
