@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 every line solved; 1 some input lines were bad (reported on stderr, the rest
 //! solved; with `--strict` nothing is solved) or some puzzles have no solution or more than one
-//! (reported, still answered); 2 usage, model or I/O error; 3 `--time-limit` reached (the
+//! (reported, still answered), or the input holds no puzzle; 2 usage, model or I/O error; 3 `--time-limit` reached (the
 //! answers finished by then are written, the other puzzles not attempted).
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -42,7 +42,8 @@ const PROGRESS_MIN: usize = 200;
 /// Exit codes: 0 ok; 1 some input lines were bad (reported on stderr with their line numbers,
 /// the others solved; with --strict the first is reported and nothing is solved), or some
 /// puzzles have no solution or more than one (each reported as "line N: ..." and still answered;
-/// with --strict the first is reported and nothing is solved); 2 usage, model or I/O error; 3
+/// with --strict the first is reported and nothing is solved), or the input holds no puzzle;
+/// 2 usage, model or I/O error; 3
 /// --time-limit reached (the answers finished by then are written, the rest not attempted;
 /// takes precedence over 1).
 #[derive(Parser, Debug)]
