@@ -78,12 +78,12 @@ impl fmt::Display for LineError {
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// Opening or reading failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (in the message, not repeated as a source).
+        error: io::Error,
     },
 }
 
@@ -151,9 +151,9 @@ impl<R: Read> Read for LineCounter<R> {
 impl Reader<File> {
     /// Opens `path`; the format is detected from its first line.
     pub fn open(path: &Path) -> Result<Reader<File>, FileError> {
-        let io_err = |source| FileError::Io {
+        let io_err = |error| FileError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let mut file = File::open(path).map_err(io_err)?;
         let mut head = [0u8; 4096];

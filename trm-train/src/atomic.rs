@@ -22,6 +22,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+/// Creates the output folder `path` with its parents, if missing. A path that exists as
+/// anything but a folder is refused with a message naming it (not `File exists`).
+pub fn create_dir(path: &Path) -> Result<()> {
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_dir()
+    {
+        bail!(
+            "{} exists and is not a folder: name a new folder or an existing one",
+            path.display()
+        );
+    }
+    fs::create_dir_all(path).with_context(|| format!("cannot create the folder {}", path.display()))
+}
+
 /// Writes `bytes` to `path` (see the module docs).
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |w| Ok(w.write_all(bytes)?))
@@ -227,6 +241,20 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn output_folders_are_created_and_a_file_in_the_way_is_named() {
+        let dir = scratch("create_dir");
+        let nested = dir.join("a").join("b");
+        create_dir(&nested).unwrap();
+        create_dir(&nested).unwrap();
+        assert!(nested.is_dir());
+        let file = dir.join("f.txt");
+        fs::write(&file, b"keep").unwrap();
+        let msg = format!("{:#}", create_dir(&file).unwrap_err());
+        assert!(msg.contains("f.txt exists and is not a folder"), "{msg}");
+        assert_eq!(fs::read(&file).unwrap(), b"keep");
     }
 
     #[test]

@@ -139,6 +139,49 @@ fn check_reports_a_missing_file() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("/nonexistent/puzzles.txt"), "{stderr}");
+    // The cause once, not repeated as its own source.
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// `-` is standard input, as in trm-solve: the same counts as the file, and an empty stdin is
+/// the empty-file error.
+#[test]
+fn check_reads_stdin_for_a_dash() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let grid = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    let run = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+            .args(["data", "check", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run trm-train");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&format!("{grid}\n# a comment\n{grid}\n"));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("stdin: plain list"), "{stdout}");
+    assert!(stdout.contains("puzzles: 2"), "{stdout}");
+    let out = run("");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("stdin: the file holds no puzzle"),
+        "{stderr}"
+    );
 }
 
 /// `--out` naming a device node, a FIFO or a symlink: the device and the FIFO are written

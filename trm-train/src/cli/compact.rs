@@ -59,8 +59,7 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
         &train_device(),
     )
     .with_context(|| format!("restoring {}", src_file.display()))?;
-    fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    crate::atomic::create_dir(&args.out)?;
     compact(&file).write(&out)?;
     crate::atomic::write_bytes(&args.out.join(CONFIG_FILE), config_text.as_bytes())?;
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);

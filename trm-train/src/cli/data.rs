@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use trm_edge::sudoku::Grid;
@@ -14,7 +14,7 @@ use trm_edge::sudoku::Grid;
 use crate::progress;
 use crate::stats::PuzzleStats;
 use trm_sudoku::generate::{GenSpec, generate};
-use trm_sudoku::io::{ExtremeWriter, Reader, Record};
+use trm_sudoku::io::{ExtremeWriter, LineError, Reader, Record};
 use trm_sudoku::search::solve;
 
 /// `trm-train data ...`
@@ -51,7 +51,8 @@ pub struct GenerateArgs {
 /// Arguments of `data check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A Sudoku-Extreme CSV or a plain list (one puzzle per line, optionally `,solution`).
+    /// A Sudoku-Extreme CSV or a plain list (one puzzle per line, optionally `,solution`);
+    /// `-` reads standard input.
     pub file: PathBuf,
 }
 
@@ -155,20 +156,31 @@ fn grid_line(cells: &[u8; 81]) -> String {
 
 fn run_check(path: &Path) -> Result<ExitCode> {
     let start = Instant::now();
-    let reader = Reader::open(path)?;
-    let format = reader.format();
     let mut records = Vec::new();
     let mut problems: Vec<(u64, String)> = Vec::new();
     let mut file_ratings: Vec<u32> = Vec::new();
-    for item in reader {
-        match item {
-            Ok(r) => {
-                file_ratings.extend(r.rating);
-                records.push(r);
-            }
-            Err(e) => problems.push((e.line, e.message)),
+    let mut take = |item: Result<Record, LineError>| match item {
+        Ok(r) => {
+            file_ratings.extend(r.rating);
+            records.push(r);
         }
-    }
+        Err(e) => problems.push((e.line, e.message)),
+    };
+    // `-` reads standard input, as trm-solve does.
+    let (format, path) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading stdin (the puzzles must be UTF-8 text)")?;
+        let reader = Reader::from_text(&text);
+        let format = reader.format();
+        reader.for_each(&mut take);
+        (format, Path::new("stdin"))
+    } else {
+        let reader = Reader::open(path)?;
+        let format = reader.format();
+        reader.for_each(&mut take);
+        (format, path)
+    };
     let bar = progress::bar(records.len() as u64, "check");
     let verdicts: Vec<Verdict> = records
         .par_iter()

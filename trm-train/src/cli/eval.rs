@@ -1,7 +1,6 @@
 //! `trm-train eval`: accuracy of a run's model as a function of the supervision-step budget,
 //! as a table and PNG charts.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -115,7 +114,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     print!("{}", table(&report, &name));
 
     let out = args.out.clone().unwrap_or_else(|| dir.join("eval"));
-    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::atomic::create_dir(&out)?;
     let json = out.join("budget.json");
     crate::atomic::write_bytes(
         &json,

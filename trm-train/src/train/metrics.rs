@@ -267,8 +267,34 @@ impl std::fmt::Display for Summary {
             StopReason::Finished => writeln!(
                 f,
                 "   train longer: cargo run -p trm-train --release -- train --resume {dir} --set train.steps={}",
-                self.total_steps * 2
+                // Past the step reached, which a resume with a lower `train.steps` leaves above it.
+                self.total_steps.max(self.step).max(1) * 2
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suggested `train.steps` lies past the step reached, also after a resume with a
+    /// lower `train.steps` than the run's step.
+    #[test]
+    fn train_longer_suggests_more_steps_than_done() {
+        let mut s = Summary {
+            run_dir: PathBuf::from("runs/x"),
+            step: 173,
+            total_steps: 10,
+            steps_this_run: 0,
+            stopped: StopReason::Finished,
+            seconds: 1.0,
+            steps_per_s: 0.0,
+            eval: None,
+            last_train: None,
+        };
+        assert!(s.to_string().contains("--set train.steps=346"), "{s}");
+        (s.step, s.total_steps) = (100, 100);
+        assert!(s.to_string().contains("--set train.steps=200"), "{s}");
     }
 }

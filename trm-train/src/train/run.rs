@@ -146,7 +146,7 @@ pub fn train(opts: &RunOptions) -> Result<Summary> {
     opts.config.validate()?;
     let dir = &opts.run_dir;
     let created = !dir.exists();
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::atomic::create_dir(dir)?;
     let result = train_in(opts);
     if result.is_err() && created && !dir.join(CHECKPOINT_FILE).exists() {
         for file in [CONFIG_FILE, METRICS_FILE] {
