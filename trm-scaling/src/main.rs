@@ -171,15 +171,14 @@ fn sweep(a: &SweepArgs) -> Result<()> {
     for s in &a.sets {
         // As trm-solve reads files: bytes that are not UTF-8 make their line a bad line.
         let bytes = fs::read(&s.path).with_context(|| format!("reading {}", s.path.display()))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let items = read_items(&text, s.lines).with_context(|| s.path.display().to_string())?;
+        let items = read_items(&bytes, s.lines).with_context(|| s.path.display().to_string())?;
         if items.is_empty() {
             match s.lines {
                 Some((from, to)) => bail!(
                     "{}: no puzzles in lines {from}-{to} of {} ({} lines)",
                     s.name,
                     s.path.display(),
-                    text.lines().count()
+                    String::from_utf8_lossy(&bytes).lines().count()
                 ),
                 None => bail!("{}: no puzzles in {}", s.name, s.path.display()),
             }

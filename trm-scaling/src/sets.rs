@@ -79,10 +79,10 @@ pub struct Item {
 /// Parses the puzzles of `text` in `lines` (a 1-based, inclusive range of physical lines),
 /// with the rules every tool shares ([`trm_sudoku::io`]: either file format, empty and `#`
 /// lines skipped); the first bad line is an error naming it.
-pub fn read_items(text: &str, lines: Option<(usize, usize)>) -> Result<Vec<Item>> {
+pub fn read_items(text: &[u8], lines: Option<(usize, usize)>) -> Result<Vec<Item>> {
     let (from, to) = lines.unwrap_or((1, usize::MAX));
     let mut out = Vec::new();
-    for record in io::Reader::from_text(text) {
+    for record in io::Reader::from_bytes(text) {
         let line = match &record {
             Ok(r) => r.line,
             Err(e) => e.line,
@@ -151,15 +151,17 @@ mod tests {
         let p = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
         let s = "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
         let text = format!("{p}\n\n# note\n{p},{s}\n{p}\n{p}\n");
-        let all = read_items(&text, None).unwrap();
+        let all = read_items(text.as_bytes(), None).unwrap();
         assert_eq!(all.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 4, 5, 6]);
         assert!(all[1].solution.is_some() && all[0].solution.is_none());
-        let some = read_items(&text, Some((4, 5))).unwrap();
+        let some = read_items(text.as_bytes(), Some((4, 5))).unwrap();
         assert_eq!(some.iter().map(|i| i.line).collect::<Vec<_>>(), [4, 5]);
         let sub = subsample(all.clone(), Some(2));
         assert_eq!(sub.iter().map(|i| i.line).collect::<Vec<_>>(), [1, 5]);
         assert_eq!(subsample(all.clone(), Some(10)).len(), 4);
         let bad = format!("{p},{p}\n");
-        assert!(read_items(&bad, None).is_err());
+        assert!(read_items(bad.as_bytes(), None).is_err());
+        let not_utf8 = read_items(b"\xff\xfe", None).unwrap_err().to_string();
+        assert!(not_utf8.contains("line 1: not UTF-8 text"), "{not_utf8}");
     }
 }

@@ -40,15 +40,15 @@ pub type Entry = Result<Puzzle, BadLine>;
 
 /// Reads every entry of `text` in `format`, with the rules every tool shares
 /// ([`trm_sudoku::io`]: empty and `#` lines skipped, conflicting givens and wrong solutions
-/// reported with their physical line number).
-pub fn read(text: &str, format: InputFormat) -> Vec<Entry> {
+/// reported with their physical line number, a line that is not UTF-8 text a bad line).
+pub fn read(text: &[u8], format: InputFormat) -> Vec<Entry> {
     let format = match format {
-        InputFormat::Auto => io::detect_format(text.as_bytes()),
+        InputFormat::Auto => io::detect_format(text),
         InputFormat::Lines => io::Format::Plain,
         InputFormat::Csv => io::Format::Extreme,
     };
     let line = |l: u64| usize::try_from(l).unwrap_or(usize::MAX);
-    io::Reader::new(text.as_bytes(), format)
+    io::Reader::new(text, format)
         .map(|r| match r {
             Ok(r) => Ok(Puzzle {
                 line: line(r.line),

@@ -202,7 +202,7 @@ fn model_path(cli: &Cli) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn read_input(path: Option<&Path>) -> Result<String> {
+fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     match path {
         None => io::stdin()
@@ -216,7 +216,7 @@ fn read_input(path: Option<&Path>) -> Result<String> {
             bytes.len()
         }
     };
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(bytes)
 }
 
 /// Where puzzles are solved.

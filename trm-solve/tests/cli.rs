@@ -70,7 +70,7 @@ fn bad_lines_are_reported_and_the_rest_solved() {
 /// An input without a puzzle (empty, blank or `#` lines only) is an error with exit code 1, as
 /// in `trm-train data check`, from a file and from stdin; nothing is written to stdout.
 #[test]
-fn an_input_without_puzzles_is_an_error() {
+fn an_input_without_puzzles_is_an_error_and_non_utf8_lines_are_bad_lines() {
     let dir = temp_dir("no_puzzles");
     let model = write(&dir, "m.trm", random_model(1, DType::I8));
     let m = model.to_str().unwrap();
@@ -97,6 +97,18 @@ fn an_input_without_puzzles_is_an_error() {
             stderr(&o)
         );
     }
+    // Bytes that are not UTF-8 make their line a bad line, named as such; the rest is solved.
+    let mut bytes = format!("{}\n", PAIRS[0].0).into_bytes();
+    bytes.extend(b"\xff\xfe53..7\n");
+    let file = write(&dir, "latin1.txt", bytes);
+    let o = run(&["--model", m, "--budget", "1", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("line 2: not UTF-8 text"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).lines().count(), 1);
 }
 
 #[test]

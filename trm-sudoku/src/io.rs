@@ -165,9 +165,10 @@ impl Reader<File> {
 }
 
 impl<'a> Reader<&'a [u8]> {
-    /// Reads `text`, detecting its format as [`detect_format`] does.
-    pub fn from_text(text: &'a str) -> Self {
-        Reader::new(text.as_bytes(), detect_format(text.as_bytes()))
+    /// Reads `bytes`, detecting their format as [`detect_format`] does; a line that is not
+    /// UTF-8 text is a bad line.
+    pub fn from_bytes(bytes: &'a [u8]) -> Self {
+        Reader::new(bytes, detect_format(bytes))
     }
 }
 
@@ -255,9 +256,22 @@ impl<R: Read> Iterator for Reader<R> {
             ),
             Err(e) => Some(Err(LineError {
                 line,
-                message: format!("unreadable CSV: {e}"),
+                message: record_error(&e),
             })),
         }
+    }
+}
+
+/// The message for a record the CSV reader could not read: bytes that are not UTF-8 are named
+/// as such (the field and the byte within it), anything else is the reader's own message.
+fn record_error(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "not UTF-8 text (field {}, byte {} of the field)",
+            err.field() + 1,
+            err.valid_up_to() + 1
+        ),
+        _ => format!("unreadable CSV: {e}"),
     }
 }
 

@@ -168,10 +168,9 @@ fn run_check(path: &Path) -> Result<ExitCode> {
     };
     // `-` reads standard input, as trm-solve does.
     let (format, path) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("reading stdin (the puzzles must be UTF-8 text)")?;
-        let reader = Reader::from_text(&text);
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading stdin")?;
+        let reader = Reader::from_bytes(&bytes);
         let format = reader.format();
         reader.for_each(&mut take);
         (format, Path::new("stdin"))
