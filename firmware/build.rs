@@ -20,7 +20,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use trm_edge::format::{DType, Model, Variant, official};
+use trm_edge::format::{DType, Model, official};
+use trm_edge::runtime::TileShape;
 use trm_edge::solver::Solver;
 use trm_edge::solver::attempts::{AttemptSolver, AttemptSource};
 
@@ -157,20 +158,21 @@ fn main() {
     );
 }
 
-/// The arena a Cortex-M needs, from the build host's figure `host`: trm-edge's scratch for a
-/// TRM-MLP model is `TILE · max(2·I + 2·D, 2·It + 2·S)` floats, with `TILE` = 32 on x86_64 and
-/// aarch64 hosts and 1 on microcontrollers, so the host's scratch is divided by its tile; for
-/// attention (not linear in the tile) the host figure is kept as an upper bound. If trm-edge's
-/// formula changed, the firmware's solver would refuse the arena at run time (an `err` reply,
-/// which the QEMU test catches).
+/// The arena the target needs, from the build host's figure `host`: the host's scratch
+/// replaced by the target's (`runtime::scratch_len_for`: the tile of 2 and 16-bit int8 lanes
+/// of `thumbv7em` cores, a tile of 1 on other Cortex-M cores). If trm-edge's formula changed,
+/// the firmware's solver would refuse the arena at run time (an `err` reply, which the QEMU
+/// test catches).
 fn target_arena(model: &Model<'_>, host: usize) -> usize {
-    let scratch = model.scratch_len();
-    let tile = trm_edge::kernels::TILE;
-    if model.config().variant == Variant::MlpT && scratch % tile == 0 {
-        host - scratch + scratch / tile
+    let target = env::var("TARGET").unwrap_or_default();
+    let shape = if target.starts_with("thumbv7em") {
+        TileShape::CORTEX_M_DSP
     } else {
-        host
-    }
+        TileShape::VECTOR
+    };
+    let scratch = trm_edge::runtime::scratch_len_for(model.config(), shape)
+        .expect("the host sized this model's scratch, the target's is smaller");
+    host - model.scratch_len() + scratch
 }
 
 /// The cargo feature variable of a board name.

@@ -379,6 +379,74 @@ impl Rng {
     }
 }
 
+/// int8 tile products (`Matrix::matmul_tile`: on thumbv7em the 2 × 2 `SMLAD` kernel) against
+/// one `kernels::q8::matvec_q8` per tile vector, bit for bit, adding the differing outputs to
+/// `bits_differ`; returns the number of cases. Shapes that would catch a wrong pairing or
+/// tail: odd row counts (the last row alone), column counts of every remainder modulo 4 (the
+/// padded groups of inner row pairs, the leftover columns of the last pair), weights −128 and
+/// 127, NaN, infinite and outlier activations, and a vector of zeros beside a full one.
+fn selftest_tiles(rng: &mut Rng, bits_differ: &mut usize) -> usize {
+    use trm_edge::kernels::{Matrix, TILE, Weights, q8};
+    const COLS: usize = 70;
+    const ROWS: usize = 5;
+    let mut q = [0u8; ROWS * COLS];
+    let mut scales = [0u8; 4 * ROWS];
+    let mut xt = [0f32; COLS * TILE];
+    let mut xr = [0f32; COLS];
+    let mut work = [0f32; Matrix::tile_work_len(COLS)];
+    let (mut y, mut spec) = ([0f32; ROWS * TILE], [0f32; ROWS]);
+    let mut cases = 0;
+    for (i, s) in scales.chunks_exact_mut(4).enumerate() {
+        s.copy_from_slice(&(0.01 * (i + 1) as f32).to_le_bytes());
+    }
+    for rows in 1..=ROWS {
+        for cols in [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 31, 64, 66, 69, 70] {
+            for kind in 0..4 {
+                for (i, w) in q.iter_mut().enumerate() {
+                    *w = match i % 13 {
+                        3 => 0x80,
+                        8 => 0x7f,
+                        _ => (rng.next() * 127.0) as i8 as u8,
+                    };
+                }
+                for (i, v) in xt.iter_mut().enumerate() {
+                    let r = rng.next() * 3.0;
+                    *v = match (kind, i % 29) {
+                        (1, 4) => f32::NAN,
+                        (1, 9) => 1e4 * r,
+                        (2, 6) => f32::INFINITY,
+                        (3, _) if i % TILE == TILE - 1 && TILE > 1 => 0.0,
+                        _ => r,
+                    };
+                }
+                let Some(m) = Matrix::new(
+                    rows,
+                    cols,
+                    Weights::I8 {
+                        values: &q[..rows * cols],
+                        scales: &scales[..4 * rows],
+                    },
+                ) else {
+                    continue;
+                };
+                m.matmul_tile(&xt[..cols * TILE], &mut y[..rows * TILE], &mut work);
+                for lane in 0..TILE {
+                    for (k, v) in xr.iter_mut().enumerate().take(cols) {
+                        *v = xt[k * TILE + lane];
+                    }
+                    let values = &q[..rows * cols];
+                    q8::matvec_q8(values, &scales[..4 * rows], cols, &xr[..cols], &mut spec);
+                    for (n, want) in spec.iter().enumerate().take(rows) {
+                        *bits_differ += usize::from(y[n * TILE + lane].to_bits() != want.to_bits());
+                    }
+                }
+                cases += 1;
+            }
+        }
+    }
+    cases
+}
+
 /// `selftest`: the architecture kernels against the scalar reference ones on random data of
 /// awkward lengths. f32 and f16 (same contract, other summation order): error relative to
 /// `Σ|w·x|` at most 1e-5. int8: the kernel must give exactly the bits of the integer
@@ -451,12 +519,13 @@ fn selftest(reply: &mut Reply) {
             cases += 1;
         }
     }
+    let tile_cases = selftest_tiles(&mut rng, &mut bits_differ);
     let limits = [1e-5f32, 1e-5, 1.0];
     let pass = bits_differ == 0 && worst.iter().zip(limits).all(|(w, l)| *w <= l);
     let _ = write!(
         reply,
-        "{} selftest cases={cases} kernels={} rel_err_f32={:e} rel_err_f16={:e} \
-         i8_bits_differing_from_spec={bits_differ} i8_err_over_bound={:e}",
+        "{} selftest cases={cases} tile_cases={tile_cases} kernels={} rel_err_f32={:e} \
+         rel_err_f16={:e} i8_bits_differing_from_spec={bits_differ} i8_err_over_bound={:e}",
         if pass { "ok" } else { "err" },
         arch::kernel_set(),
         worst[0],

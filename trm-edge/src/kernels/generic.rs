@@ -105,12 +105,17 @@ pub fn matvec_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
 /// AVX2 registers each, a block of weights loaded or converted once for both (measured faster
 /// than 16 for int8 and at hidden 128, equal for f32 at 64; 64 was slower); aarch64 uses the
 /// same width so that its scalar path computes exactly what x86_64's does (the runtime's
-/// leftover rows depend on the width). 1 elsewhere (microcontrollers: no extra working memory,
-/// and a tile product is then a matrix-vector product, see [`super::Matrix::matmul_tile`]).
+/// leftover rows depend on the width). 2 on Cortex-M cores with the DSP extension (the int8
+/// kernel's 2 × 2 blocks, [`super::arch::cortex_m`]). 1 elsewhere (other microcontrollers: no
+/// extra working memory, and a tile product is then a matrix-vector product, see
+/// [`super::Matrix::matmul_tile`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub const TILE: usize = 32;
 /// Width of an activation tile (see the x86_64/aarch64 definition).
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(trm_arm_dsp)]
+pub const TILE: usize = super::arch::cortex_m::TILE;
+/// Width of an activation tile (see the x86_64/aarch64 definition).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", trm_arm_dsp)))]
 pub const TILE: usize = 1;
 
 /// Generates the scalar tile kernel of one weight encoding: `$size` bytes per weight,

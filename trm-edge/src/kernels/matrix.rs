@@ -107,10 +107,11 @@ impl<'a> Matrix<'a> {
     }
 
     /// f32 elements of the `work` buffer [`Matrix::matmul_tile`] needs for int8 weights with
-    /// `cols` columns: [`TILE`] activation scales and the quantised tile (four int8 values per
-    /// element). Unused for f32 and f16 weights.
+    /// `cols` columns: [`TILE`] activation scales and the quantised tile in the layout of
+    /// [`arch::quantize_tile`] (four int8 values per element; two 16-bit ones on Cortex-M with
+    /// the DSP extension). Unused for f32 and f16 weights.
     pub const fn tile_work_len(cols: usize) -> usize {
-        TILE + q8::tile_bytes(cols) / 4
+        TILE + arch::q8_tile_bytes(cols).div_ceil(4)
     }
 
     /// Tile product `Yᵀ = W Xᵀ` for [`TILE`] input vectors at once, with the tile stored

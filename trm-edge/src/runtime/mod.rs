@@ -8,7 +8,8 @@
 //! - `scratch` ([`Model::scratch_len`] elements = [`Model::scratch_bytes`] bytes).
 //!
 //! Working memory does not grow with expansion × sequence: blocks run in place on the state,
-//! [`TILE`] vectors at a time (32 on x86_64/aarch64, 1 on microcontrollers): the channel
+//! [`TILE`] vectors at a time (32 on x86_64/aarch64, 2 on Cortex-M with the DSP extension, 1 on
+//! other microcontrollers): the channel
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
@@ -16,7 +17,8 @@
 //! `TILE` lane scales and one quantised tile of the widest product): for the Sudoku TRM-MLP
 //! with `TILE = 32`, 172,416 B at hidden 64 (the token-mixing tile and 16,512 B of work),
 //! 180,352 B at 128 and 589,952 B at 512; with `TILE = 1`, 4.8 KiB at hidden 64 and 16 KiB at
-//! 512.
+//! 512; on Cortex-M DSP (tile of 2, 16-bit int8 lanes: [`scratch_len_for`] with
+//! [`TileShape::CORTEX_M_DSP`]) 11,800 B at hidden 64 and 12,296 B at 128.
 
 mod block;
 mod error;
@@ -24,8 +26,8 @@ mod error;
 pub use error::RunError;
 
 use crate::format::{Model, ModelConfig, TensorKind, Variant};
+use crate::kernels::TILE;
 use crate::kernels::ops::{add_assign, add_sum_assign};
-use crate::kernels::{Matrix, TILE};
 
 /// Splits `n` elements off the front of `buf`.
 pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32]), RunError> {
@@ -37,11 +39,45 @@ pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32])
     })
 }
 
+/// The tile a build multiplies with, for sizing the scratch of this build or of another
+/// target (the firmware's build script runs on the host and sizes the Cortex-M arena).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileShape {
+    /// Vectors per tile product ([`TILE`] of that target).
+    pub tile: usize,
+    /// Bytes of the quantised int8 tile per group of four columns (all vectors together).
+    pub group_bytes: usize,
+}
+
+impl TileShape {
+    /// This build's: [`TILE`] and the layout of [`crate::kernels::arch::quantize_tile`].
+    pub const THIS: Self = Self {
+        tile: TILE,
+        group_bytes: crate::kernels::arch::q8_tile_bytes(1),
+    };
+    /// Cortex-M cores with the DSP extension (`thumbv7em`): tile of 2, 16-bit lanes.
+    pub const CORTEX_M_DSP: Self = Self {
+        tile: crate::kernels::arch::cortex_m::TILE,
+        group_bytes: crate::kernels::arch::cortex_m::GROUP_BYTES,
+    };
+    /// Other microcontrollers: tile of 1 (matrix-vector products, no work buffer).
+    pub const VECTOR: Self = Self {
+        tile: 1,
+        group_bytes: 4,
+    };
+}
+
 /// f32 elements of the int8 tile products' work buffer at the end of the scratch
-/// ([`Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It` columns); 0 with
+/// ([`crate::kernels::Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It` columns); 0 with
 /// `TILE = 1`, where products are matrix-vector products. `None` on overflow.
 pub(crate) fn work_len(cfg: &ModelConfig) -> Option<usize> {
-    if TILE == 1 {
+    work_len_for(cfg, TileShape::THIS)
+}
+
+/// [`work_len`] for `shape`: its tile's lane scales and one quantised tile of the widest
+/// product.
+fn work_len_for(cfg: &ModelConfig, shape: TileShape) -> Option<usize> {
+    if shape.tile == 1 {
         return Some(0);
     }
     let mut widest = cfg.hidden.max(cfg.mlp_inter);
@@ -49,27 +85,35 @@ pub(crate) fn work_len(cfg: &ModelConfig) -> Option<usize> {
         widest = widest.max(cfg.seq_total()).max(cfg.mlp_t_inter);
     }
     widest
-        .checked_add(3)?
-        .checked_mul(TILE)
-        .map(|_| Matrix::tile_work_len(widest))
+        .div_ceil(4)
+        .checked_mul(shape.group_bytes)?
+        .div_ceil(4)
+        .checked_add(shape.tile)
 }
 
 /// f32 elements of scratch one step needs under `cfg`; `None` if the size overflows `usize`.
 pub fn scratch_len(cfg: &ModelConfig) -> Option<usize> {
+    scratch_len_for(cfg, TileShape::THIS)
+}
+
+/// [`scratch_len`] on a target multiplying with `shape` (what that target's
+/// [`Model::scratch_len`] is).
+pub fn scratch_len_for(cfg: &ModelConfig, shape: TileShape) -> Option<usize> {
+    let tile = shape.tile;
     let (s, d) = (cfg.seq_total(), cfg.hidden);
     // Channel SwiGLU: input tile [D, TILE], gate and up [I, TILE] each, output [D, TILE].
     let channel = cfg
         .mlp_inter
         .checked_mul(2)?
         .checked_add(d.checked_mul(2)?)?
-        .checked_mul(TILE)?;
+        .checked_mul(tile)?;
     let mixer = match cfg.variant {
         // Input tile [S, TILE], gate and up [It, TILE] each, output [S, TILE].
         Variant::MlpT => cfg
             .mlp_t_inter
             .checked_mul(2)?
             .checked_add(s.checked_mul(2)?)?
-            .checked_mul(TILE)?,
+            .checked_mul(tile)?,
         // q, k, v [S, 3D], scores [S], attention row [D], RoPE rows [hd] ×2, tiles
         // [D, TILE] and [3D, TILE].
         Variant::Attention => s
@@ -78,12 +122,12 @@ pub fn scratch_len(cfg: &ModelConfig) -> Option<usize> {
             .checked_add(s)?
             .checked_add(d)?
             .checked_add(cfg.head_dim.checked_mul(2)?)?
-            .checked_add(d.checked_mul(4)?.checked_mul(TILE)?)?,
+            .checked_add(d.checked_mul(4)?.checked_mul(tile)?)?,
     };
     // The caller buffers must be addressable too.
     s.checked_mul(d)?.checked_mul(4)?;
     cfg.seq_len.checked_mul(cfg.vocab)?;
-    let total = channel.max(mixer).checked_add(work_len(cfg)?)?;
+    let total = channel.max(mixer).checked_add(work_len_for(cfg, shape)?)?;
     total.checked_mul(4).map(|_| total)
 }
 

@@ -18,13 +18,23 @@
 //! Products with more than [`MAX_COLS`] columns (the i16 copy of `x` lives on the stack,
 //! `2·MAX_COLS` bytes) and [`super::set_simd`]`(false)` use [`q8::matvec_q8`].
 //!
-//! Cost (Cortex-M4, exact QEMU instruction counts in BENCHMARKS.md): the inner loop handles
-//! two rows × four columns in 13 instructions (one `LDRD` of four activations shared by both
-//! rows; per row one `LDR` of four weights, two `SXTB16`, two `SMLAD`), 1.625 instructions per
-//! multiply-accumulate, plus the quantisation of `x` once per product and a few instructions
-//! per row. CMSIS-NN's ≤ 1 instruction per MAC needs every unpacked weight to feed two
-//! activation vectors (a 2 × 2 kernel over a tile of two positions), which the runtime's
-//! one-vector products on Cortex-M (tile of 1) do not offer.
+//! The runtime multiplies two vectors at a time on these cores ([`TILE`] = 2): its tile
+//! products use the 2 × 2 `SMLAD` kernel `tile_q8` (two weight rows × two activation vectors,
+//! each unpacked weight feeding two `SMLAD`s; its portable model is [`tile_q8_pairs`]), after
+//! [`quantize_tile`]. The one-vector `matvec_q8` serves the rest (the heads, a leftover odd
+//! row).
+//!
+//! Cost (Cortex-M4, exact QEMU instruction counts in BENCHMARKS.md): the one-vector kernel
+//! handles two rows × four columns in 13 instructions (one `LDRD` of four activations shared
+//! by both rows; per row one `LDR` of four weights, two `SXTB16`, two `SMLAD`), 1.625
+//! instructions per multiply-accumulate; the 2 × 2 tile kernel 16 instructions per 16
+//! multiply-accumulates (1.0), plus its loop and per-row-pair overhead.
+
+mod tile;
+
+#[cfg(trm_arm_dsp)]
+pub use tile::tile_q8;
+pub use tile::{GROUP_BYTES, TILE, quantize_tile, tile_bytes, tile_f16, tile_f32, tile_q8_pairs};
 
 #[cfg(trm_arm_dsp)]
 use super::simd_allowed;

@@ -268,11 +268,13 @@ pub(crate) fn simd_allowed() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{dot_f16, dot_f32, kernel_set, matvec_f16, matvec_f32};
-// Tile products: AVX2 on x86_64, NEON on aarch64, the generic code elsewhere. The element-wise
-// loops of a block: AVX2 on x86_64; elsewhere the generic code (written lane by lane, so
-// aarch64's baseline NEON vectorises it as it is).
+// Tile products: AVX2 on x86_64, NEON on aarch64, Cortex-M DSP (tile of 2: each vector by the
+// dot kernels), the generic code elsewhere. The element-wise loops of a block: AVX2 on x86_64;
+// elsewhere the generic code (written lane by lane, so aarch64's baseline NEON vectorises it as
+// it is).
 #[cfg(not(any(
     target_arch = "x86_64",
+    trm_arm_dsp,
     all(
         target_arch = "aarch64",
         target_endian = "little",
@@ -288,6 +290,8 @@ pub use super::ops::{softmax, swiglu, swiglu_backward};
     target_feature = "neon"
 ))]
 pub use aarch64::{tile_f16, tile_f32};
+#[cfg(trm_arm_dsp)]
+pub use cortex_m::{tile_f16, tile_f32};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{softmax, swiglu, swiglu_backward, tile_f16, tile_f32};
 
@@ -346,6 +350,7 @@ pub use super::generic::dot;
 pub use super::q8::matvec_q8;
 #[cfg(not(any(
     target_arch = "x86_64",
+    trm_arm_dsp,
     all(
         target_arch = "aarch64",
         target_endian = "little",
@@ -353,12 +358,17 @@ pub use super::q8::matvec_q8;
     )
 )))]
 pub use super::q8::{quantize_tile, tile_q8};
+// The quantised tile's size: `SMLAD`'s 16-bit lanes on Cortex-M DSP, the `q8` layout elsewhere.
+#[cfg(not(trm_arm_dsp))]
+pub use super::q8::tile_bytes as q8_tile_bytes;
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
     target_feature = "neon"
 ))]
 pub use aarch64::{quantize_tile, tile_q8};
+#[cfg(trm_arm_dsp)]
+pub use cortex_m::{quantize_tile, tile_bytes as q8_tile_bytes, tile_q8};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{matvec_q8, quantize_tile, tile_q8};
 
