@@ -2,15 +2,16 @@
 // worker, and draws every supervision step as it arrives.
 "use strict";
 
-// Built-in puzzles, easy to hard (kaggle3m_rated_5000.txt and top95.txt of the public sets;
-// the steps are what the shipped model needs with halting "check", or with 8 augmented attempts
-// and selection "check" where a single run fails).
+// Built-in puzzles, easy to hard (kaggle3m_rated_5000.txt, top95.txt and
+// forum_hardest_1905_11plus.txt of the public sets; the steps are what the shipped model needs
+// with halting "check", or with 8 augmented attempts and selection "check" where a single run
+// fails).
 const BUILTIN = [
   ["easy (solved in 2 steps)", "8.....2...4...7..8..7.5.....7.9.316.6.3..1........6..5...47...3...1..6...8.3....2"],
-  ["medium (4 steps)", "9.6.5..2......37.4....2............1....41.7..482......8..193....3...5..694..8..."],
-  ["hard, kaggle3m Expert (13 steps)", ".37..9...4...5.36.....8....3..4.1..28...2.........3..9254..6.........2........5.1"],
-  ["very hard, top95: 8 attempts solve it", "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"],
-  ["top95: beyond this model, even with 8 attempts", "48.3............71.2.......7.5....6....2..8.............1.76...3.....4......5...."],
+  ["medium (2 steps)", "9.6.5..2......37.4....2............1....41.7..482......8..193....3...5..694..8..."],
+  ["hard, kaggle3m Expert: 8 attempts solve it (19 steps)", ".37..9...4...5.36.....8....3..4.1..28...2.........3..9254..6.........2........5.1"],
+  ["very hard, top95: 8 attempts solve it (46 steps)", "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"],
+  ["forum hardest: beyond this model, even with 8 attempts", "98.7..6..5...8......7..4.8.4....32....14...3.....1...6.5...91....9.4..7....3....2"],
 ];
 
 const $ = (id) => document.getElementById(id);
