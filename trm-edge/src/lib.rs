@@ -15,7 +15,7 @@
 //!   attempts under a total step budget ([`solver::attempts`]);
 //! - [`rng`]: a small seedable generator (augmentations, latent noise; from `trm-sudoku`).
 //!
-//! Feature `alloc` (off by default; host tools only) adds [`format::pack_to_vec`], which packs
+//! Feature `alloc` (off by default; host tools only) adds `format::pack_to_vec`, which packs
 //! a model into a `Vec`. Nothing in the runtime allocates, with or without it.
 
 #![no_std]

@@ -3,8 +3,8 @@
 //! time whatever the number of attempts).
 //!
 //! Attempt 0 is always the plain run (fresh carry, the puzzle as given): with `K = 1` the
-//! result equals [`Solver::solve`](super::Solver::solve) (with [`HaltPolicy::Check`] under
-//! [`Selection::Check`], [`HaltPolicy::Full`] otherwise). Attempts `1..K` come from the
+//! result equals [`Solver::solve`](super::Solver::solve) (with [`HaltPolicy::Check`](super::HaltPolicy::Check) under
+//! [`Selection::Check`], [`HaltPolicy::Full`](super::HaltPolicy::Full) otherwise). Attempts `1..K` come from the
 //! [`AttemptSource`]:
 //!
 //! - [`AttemptSource::Aug`]: a random [`Symmetry`] of the puzzle (digit relabelling,

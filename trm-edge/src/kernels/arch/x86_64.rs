@@ -2,13 +2,13 @@
 //! element-wise SwiGLU kernels also have an AVX-512F build (the same code on 16 lanes).
 //!
 //! The kernels are compiled on every x86_64 build (`#[target_feature]`) and chosen at run
-//! time: [`features`] executes `CPUID` and `XGETBV` once (the result is cached in an atomic),
+//! time: `features()` executes `CPUID` and `XGETBV` once (the result is cached in an atomic),
 //! and every public function here checks the cached bits before calling a kernel, falling back
 //! to [`generic`] otherwise. A build that enables the features statically (e.g.
 //! `-C target-cpu=native`) skips the `CPUID` probe for them.
 //!
 //! Safety argument, used by every `// SAFETY:` comment below: a `#[target_feature]` kernel is
-//! only called after [`avx2_fma`] (or [`avx2_fma_f16c`], [`avx512f`]) returned `true`, which
+//! only called after `avx2_fma()` (or `avx2_fma_f16c()`, `avx512f()`) returned `true`, which
 //! means `CPUID` reported the instruction sets **and** `XCR0` shows that the operating system
 //! saves the YMM (and for AVX-512, the ZMM and opmask) registers, so the instructions do not
 //! fault; or the build enables the features for every CPU it may run on.
