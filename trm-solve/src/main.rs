@@ -126,8 +126,8 @@ struct Cli {
     no_simd: bool,
     /// Cap the CPU kernels at a set, to time a CPU that lacks an extension on one that has it:
     /// auto (the best this CPU has), generic, avx2 (x86_64 without AVX-512 and VNNI), avx-vnni
-    /// (x86_64 without AVX-512), neon (aarch64 without SDOT). Refused where the CPU lacks the
-    /// set. int8 answers are the same with every set
+    /// (x86_64 without AVX-512), neon (aarch64 without SDOT), sdot (aarch64 with SDOT, without
+    /// SMMLA). Refused where the CPU lacks the set. int8 answers are the same with every set
     #[arg(long, value_name = "SET", default_value = "auto", value_parser = parse_kernels)]
     kernels: Kernels,
     /// Where the network runs: cpu (trm-edge, all cores), or the burn model of trm-train on a

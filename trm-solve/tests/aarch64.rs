@@ -3,8 +3,8 @@
 //! arithmetic on both), identical answers with NEON against AVX2, and an exact model whose
 //! JSON output is identical with SIMD on. Also runs trm-edge's unit tests for aarch64 under
 //! `qemu-aarch64`: the NEON kernels against the scalar ones, the NEON tile products
-//! bit-identical to AVX2's, and the `SDOT` int8 kernel bit-identical to the integer
-//! specification (qemu's `-cpu max` has the dot-product extension).
+//! bit-identical to AVX2's, and the `SMMLA` and `SDOT` int8 kernels bit-identical to the
+//! integer specification (qemu's `-cpu max` has FEAT_I8MM and the dot-product extension).
 //!
 //! Run alone with `cargo test --workspace --release aarch64`. Needs the
 //! `aarch64-unknown-linux-musl` target, `aarch64-linux-gnu-gcc` and `qemu-aarch64` (see
@@ -121,6 +121,7 @@ fn trm_edge_unit_tests_pass_on_aarch64() {
         "neon_matches_generic",
         "simd_tile_bits_are_the_same_on_x86_64_and_aarch64",
         "sdot_int8_tile_is_bit_identical_to_the_spec",
+        "smmla_int8_tile_is_bit_identical_to_the_spec",
     ] {
         assert!(
             out.contains(&format!("{test} ... ok")),
@@ -163,25 +164,29 @@ fn aarch64_musl_build_matches_x86_64() {
         // NEON against AVX2: other summation orders, the same answers.
         let (a, h) = both(&arm, &["--model", m, "--budget", "2", input]);
         assert_eq!(stdout(&a), stdout(&h), "NEON vs host SIMD answers, {m}");
-        // "neon kernels", or "neon (int8 sdot) kernels" where the CPU has the dot products.
+        // "neon kernels", or "neon (int8 smmla) kernels" / "neon (int8 sdot) kernels" where
+        // the CPU has the int8 matrix or dot products.
         assert!(
             stderr(&a).contains("(neon") && stderr(&a).contains(" kernels,"),
             "{}",
             stderr(&a)
         );
-        // Capped at plain NEON (no SDOT, as on a Cortex-A72): the same bytes.
-        let neon = Command::new("qemu-aarch64")
-            .arg(&arm)
-            .args(["--model", m, "--budget", "2", "--kernels", "neon", input])
-            .output()
-            .expect("run qemu-aarch64");
-        assert_eq!(code(&neon), 0, "{}", stderr(&neon));
-        assert_eq!(stdout(&neon), stdout(&h), "--kernels neon, {m}");
-        assert!(
-            stderr(&neon).contains("(neon kernels,"),
-            "{}",
-            stderr(&neon)
-        );
+        // Capped at SDOT (no SMMLA, as on a Cortex-A78) and at plain NEON (no SDOT, as on a
+        // Cortex-A72): the same bytes. `-cpu max` has both extensions.
+        for (set, name) in [
+            ("sdot", "(neon (int8 sdot) kernels,"),
+            ("neon", "(neon kernels,"),
+        ] {
+            let capped = Command::new("qemu-aarch64")
+                .args(["-cpu", "max"])
+                .arg(&arm)
+                .args(["--model", m, "--budget", "2", "--kernels", set, input])
+                .output()
+                .expect("run qemu-aarch64");
+            assert_eq!(code(&capped), 0, "{}", stderr(&capped));
+            assert_eq!(stdout(&capped), stdout(&h), "--kernels {set}, {m}");
+            assert!(stderr(&capped).contains(name), "{}", stderr(&capped));
+        }
     }
     // An exact model: every output byte agrees with SIMD on, and the full grid is solved.
     let args = ["--model", echo.to_str().unwrap(), "--format", "json"];

@@ -340,7 +340,7 @@ fn int8_answers_are_the_same_with_every_kernel_set() {
         stderr(&generic)
     );
     let mut ran = 0;
-    for set in ["auto", "generic", "avx2", "avx-vnni", "neon"] {
+    for set in ["auto", "generic", "avx2", "avx-vnni", "neon", "sdot"] {
         let o = solve(&["--kernels", set]);
         if code(&o) == 0 {
             assert_eq!(o.stdout, generic.stdout, "--kernels {set}");
@@ -366,7 +366,7 @@ fn int8_answers_are_the_same_with_every_kernel_set() {
     let o = solve(&["--kernels", "sse"]);
     assert_eq!(code(&o), 2);
     assert!(
-        stderr(&o).contains("expected one of auto generic avx2 avx-vnni neon"),
+        stderr(&o).contains("expected one of auto generic avx2 avx-vnni neon sdot"),
         "{}",
         stderr(&o)
     );

@@ -4,7 +4,7 @@
 mod q8;
 mod tile;
 
-pub use q8::{cpu_has_dotprod, quantize_tile, tile_q8};
+pub use q8::{cpu_has_dotprod, cpu_has_i8mm, quantize_tile, tile_q8};
 
 use core::arch::aarch64::{
     float32x4_t, vaddq_f32, vaddvq_f32, vdupq_n_f32, vfmaq_f32, vld1q_f32, vld1q_u8,
@@ -91,14 +91,19 @@ pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Name of the kernel set in use: `"neon"` (`"neon (int8 sdot)"` where the CPU has the
-/// dot-product extension and the kernels are not capped at plain NEON), or `"generic"` after
+/// Name of the kernel set in use: `"neon"` (`"neon (int8 smmla)"` where the CPU has FEAT_I8MM,
+/// `"neon (int8 sdot)"` where it has the dot-product extension, unless
+/// [`super::set_kernels`] capped the kernels below them), or `"generic"` after
 /// `set_simd(false)`.
 pub fn kernel_set() -> &'static str {
-    match (simd_allowed(), q8::sdot_allowed()) {
-        (false, _) => "generic",
-        (true, true) => "neon (int8 sdot)",
-        (true, false) => "neon",
+    if !simd_allowed() {
+        "generic"
+    } else if q8::smmla_allowed() {
+        "neon (int8 smmla)"
+    } else if q8::sdot_allowed() {
+        "neon (int8 sdot)"
+    } else {
+        "neon"
     }
 }
 

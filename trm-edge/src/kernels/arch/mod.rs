@@ -10,7 +10,8 @@
 //!   the F16C kernels for f16 weights and the integer kernels (AVX2, AVX-512 VNNI, AVX-VNNI)
 //!   for int8 weights where the CPU and OS support them; a default `cargo build` gets them;
 //! - little-endian aarch64 (NEON is baseline): [`aarch64`] dot products for f32 weights, tile
-//!   products for f32 and f16 weights, and integer int8 kernels (SDOT where the CPU has it);
+//!   products for f32 and f16 weights, and integer int8 kernels (SMMLA where the CPU has
+//!   FEAT_I8MM, else SDOT where it has the dot-product extension, else plain NEON);
 //! - Cortex-M with the DSP extension: [`cortex_m`] int8 (`SMLAD`) and f16 (`VCVTB`) kernels;
 //! - everything else: the generic kernels.
 //!
@@ -105,19 +106,24 @@ pub enum Kernels {
     AvxVnni,
     /// aarch64: NEON without the dot-product extension (int8 products on `smull`/`sadalp`).
     Neon,
+    /// aarch64: NEON with the dot-product extension but without FEAT_I8MM (int8 products on
+    /// `SDOT`, not `SMMLA`).
+    Sdot,
 }
 
 impl Kernels {
     /// Every choice, in the order of [`Kernels::name`]'s help text.
-    pub const ALL: [Kernels; 5] = [
+    pub const ALL: [Kernels; 6] = [
         Kernels::Auto,
         Kernels::Generic,
         Kernels::Avx2,
         Kernels::AvxVnni,
         Kernels::Neon,
+        Kernels::Sdot,
     ];
 
-    /// The choice's name on command lines: `auto`, `generic`, `avx2`, `avx-vnni`, `neon`.
+    /// The choice's name on command lines: `auto`, `generic`, `avx2`, `avx-vnni`, `neon`,
+    /// `sdot`.
     pub const fn name(self) -> &'static str {
         match self {
             Kernels::Auto => "auto",
@@ -125,6 +131,7 @@ impl Kernels {
             Kernels::Avx2 => "avx2",
             Kernels::AvxVnni => "avx-vnni",
             Kernels::Neon => "neon",
+            Kernels::Sdot => "sdot",
         }
     }
 }
@@ -181,6 +188,9 @@ const LIMIT_AVX_VNNI: u8 = 2;
 /// [`LIMIT`]: [`Kernels::Neon`].
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 const LIMIT_NEON: u8 = 3;
+/// [`LIMIT`]: [`Kernels::Sdot`].
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+const LIMIT_SDOT: u8 = 4;
 
 /// The ceiling set by [`set_kernels`] below the best kernels (`LIMIT_*`).
 static LIMIT: AtomicU8 = AtomicU8::new(LIMIT_AUTO);
@@ -242,6 +252,32 @@ pub fn set_kernels(kernels: Kernels) -> Result<(), KernelsUnavailable> {
                 target_feature = "neon"
             ))]
             LIMIT_NEON
+        }
+        Kernels::Sdot => {
+            #[cfg(not(all(
+                target_arch = "aarch64",
+                target_endian = "little",
+                target_feature = "neon"
+            )))]
+            return Err(KernelsUnavailable(
+                "sdot kernels exist only on little-endian aarch64",
+            ));
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_endian = "little",
+                target_feature = "neon"
+            ))]
+            if !aarch64::cpu_has_dotprod() {
+                return Err(KernelsUnavailable(
+                    "this CPU lacks the dot-product extension (SDOT)",
+                ));
+            }
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_endian = "little",
+                target_feature = "neon"
+            ))]
+            LIMIT_SDOT
         }
     };
     LIMIT.store(limit, Ordering::Relaxed);
@@ -344,8 +380,8 @@ pub fn kernel_set() -> &'static str {
 
 pub use super::generic::dot;
 
-// Integer-activation int8 products: x86_64 kernels chosen at run time, aarch64 SDOT chosen at
-// run time, Cortex-M SMLAD, the portable specification elsewhere.
+// Integer-activation int8 products: x86_64 kernels chosen at run time, aarch64 SMMLA or SDOT
+// chosen at run time, Cortex-M SMLAD, the portable specification elsewhere.
 #[cfg(not(any(target_arch = "x86_64", trm_arm_dsp)))]
 pub use super::q8::matvec_q8;
 #[cfg(not(any(
