@@ -165,6 +165,8 @@ fn main() {
 /// test catches).
 fn target_arena(model: &Model<'_>, host: usize) -> usize {
     let target = env::var("TARGET").unwrap_or_default();
+    // The same test as trm-edge/build.rs, which gives `thumbv7em` targets the DSP kernels and
+    // their tile: change both together.
     let shape = if target.starts_with("thumbv7em") {
         TileShape::CORTEX_M_DSP
     } else {

@@ -9,6 +9,8 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(trm_arm_fp16)");
     println!("cargo::rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
+    // The same test as `target_arena` in firmware/build.rs, which sizes the arena for the
+    // tile this sets up: change both together.
     if target.starts_with("thumbv7em") {
         println!("cargo::rustc-cfg=trm_arm_dsp");
         if target.ends_with("eabihf") {

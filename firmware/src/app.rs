@@ -383,17 +383,23 @@ impl Rng {
 /// one `kernels::q8::matvec_q8` per tile vector, bit for bit, adding the differing outputs to
 /// `bits_differ`; returns the number of cases. Shapes that would catch a wrong pairing or
 /// tail: odd row counts (the last row alone), column counts of every remainder modulo 4 (the
-/// padded groups of inner row pairs, the leftover columns of the last pair), weights −128 and
-/// 127, NaN, infinite and outlier activations, and a vector of zeros beside a full one.
+/// padded groups of inner row pairs, the leftover columns of the last pair), fewer activation
+/// columns than the weights have (down to none), weights −128 and 127, NaN, infinite and
+/// outlier activations, and a vector of zeros beside a full one. `y` holds negative NaNs
+/// before every product, so that an output left unwritten (or a sum taken from it) differs.
 fn selftest_tiles(rng: &mut Rng, bits_differ: &mut usize) -> usize {
     use trm_edge::kernels::{Matrix, TILE, Weights, q8};
     const COLS: usize = 70;
     const ROWS: usize = 5;
+    const WORK: usize = match Matrix::tile_work_len(COLS) {
+        Some(n) => n,
+        None => 0,
+    };
     let mut q = [0u8; ROWS * COLS];
     let mut scales = [0u8; 4 * ROWS];
     let mut xt = [0f32; COLS * TILE];
     let mut xr = [0f32; COLS];
-    let mut work = [0f32; Matrix::tile_work_len(COLS)];
+    let mut work = [0f32; WORK];
     let (mut y, mut spec) = ([0f32; ROWS * TILE], [0f32; ROWS]);
     let mut cases = 0;
     for (i, s) in scales.chunks_exact_mut(4).enumerate() {
@@ -429,18 +435,23 @@ fn selftest_tiles(rng: &mut Rng, bits_differ: &mut usize) -> usize {
                 ) else {
                     continue;
                 };
-                m.matmul_tile(&xt[..cols * TILE], &mut y[..rows * TILE], &mut work);
-                for lane in 0..TILE {
-                    for (k, v) in xr.iter_mut().enumerate().take(cols) {
-                        *v = xt[k * TILE + lane];
+                for k_len in [cols, cols.saturating_sub(1 + cols % 3), 0] {
+                    y.fill(-f32::NAN);
+                    m.matmul_tile(&xt[..k_len * TILE], &mut y[..rows * TILE], &mut work);
+                    for lane in 0..TILE {
+                        for (k, v) in xr.iter_mut().enumerate().take(k_len) {
+                            *v = xt[k * TILE + lane];
+                        }
+                        let (values, s) = (&q[..rows * cols], &scales[..4 * rows]);
+                        spec.fill(f32::NAN);
+                        q8::matvec_q8(values, s, cols, &xr[..k_len], &mut spec);
+                        for (n, want) in spec.iter().enumerate().take(rows) {
+                            let got = y[n * TILE + lane];
+                            *bits_differ += usize::from(got.to_bits() != want.to_bits());
+                        }
                     }
-                    let values = &q[..rows * cols];
-                    q8::matvec_q8(values, &scales[..4 * rows], cols, &xr[..cols], &mut spec);
-                    for (n, want) in spec.iter().enumerate().take(rows) {
-                        *bits_differ += usize::from(y[n * TILE + lane].to_bits() != want.to_bits());
-                    }
+                    cases += 1;
                 }
-                cases += 1;
             }
         }
     }

@@ -357,8 +357,8 @@ fn compare_with_host(name: &str, bytes: &[u8], budget: usize, dir: &Path) -> usi
                 // Answer, steps, stop reason (or attempts and pick) and check: identical.
                 // q_halt: identical bits when host and target sum in the same order;
                 // trm-edge's f32/f16 tile kernels sum in input order on x86_64/aarch64 (wide
-                // tiles) and in 8 lanes on Cortex-M (tile of 1 = the dot kernels), so q_halt
-                // may differ in the last bits. int8 products are integer sums (the same bits
+                // tiles) and in 8 lanes on Cortex-M (a tile of 2, each vector summed as the
+                // dot kernels sum it), so q_halt may differ in the last bits. int8 products are integer sums (the same bits
                 // everywhere), so an int8 model's q_halt is bit-identical (checked below).
                 assert_eq!(
                     (a.grid, a.steps, a.ending, a.valid),

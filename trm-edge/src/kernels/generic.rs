@@ -6,11 +6,13 @@
 
 use super::f16::f16_to_f32;
 
-/// Lanes of the accumulator array.
-const LANES: usize = 8;
+/// Lanes of the accumulator array (also of the Cortex-M kernels that reproduce these sums).
+pub(crate) const LANES: usize = 8;
 
-/// Sums the lanes pairwise: `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`.
-fn reduce(acc: [f32; LANES]) -> f32 {
+/// Sums the lanes pairwise: `((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))`; every kernel that must
+/// give these dot products' bits reduces with this function.
+#[inline(always)]
+pub(crate) fn reduce(acc: [f32; LANES]) -> f32 {
     let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
     ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
 }

@@ -22,6 +22,55 @@ pub enum Weights<'a> {
     },
 }
 
+/// The tile a build multiplies with and the layout of its quantised int8 tile: the one home of
+/// the work buffer's size, for this build ([`TileShape::THIS`], [`Matrix::tile_work_len`]) or
+/// another target (the firmware's build script runs on the host and sizes the Cortex-M arena
+/// with [`crate::runtime::scratch_len_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileShape {
+    /// Vectors per tile product ([`TILE`] of that target).
+    pub tile: usize,
+    /// Bytes of the quantised int8 tile per group of four columns (all vectors together).
+    pub group_bytes: usize,
+}
+
+impl TileShape {
+    /// This build's: [`TILE`] and the layout of [`arch::quantize_tile`].
+    pub const THIS: Self = Self {
+        tile: TILE,
+        group_bytes: arch::Q8_GROUP_BYTES,
+    };
+    /// Cortex-M cores with the DSP extension (`thumbv7em`): tile of 2, 16-bit lanes.
+    pub const CORTEX_M_DSP: Self = Self {
+        tile: arch::cortex_m::TILE,
+        group_bytes: arch::cortex_m::GROUP_BYTES,
+    };
+    /// Other microcontrollers: tile of 1 (matrix-vector products, no work buffer).
+    pub const VECTOR: Self = Self {
+        tile: 1,
+        group_bytes: 4,
+    };
+
+    /// Bytes of a quantised tile of `k_len` columns (`group_bytes·⌈k_len/4⌉`); `None` on
+    /// overflow.
+    pub const fn tile_bytes(self, k_len: usize) -> Option<usize> {
+        k_len.div_ceil(4).checked_mul(self.group_bytes)
+    }
+
+    /// f32 elements of the work buffer of an int8 tile product with `cols` columns: `tile`
+    /// lane scales and the quantised tile ([`TileShape::tile_bytes`], in whole f32); 0 for a
+    /// tile of 1, whose products are matrix-vector products. `None` on overflow.
+    pub const fn work_len(self, cols: usize) -> Option<usize> {
+        if self.tile == 1 {
+            return Some(0);
+        }
+        match self.tile_bytes(cols) {
+            Some(bytes) => bytes.div_ceil(4).checked_add(self.tile),
+            None => None,
+        }
+    }
+}
+
 /// A `[rows, cols]` weight matrix (PyTorch `[out, in]` layout: `y = W x`).
 #[derive(Clone, Copy, Debug)]
 pub struct Matrix<'a> {
@@ -107,17 +156,20 @@ impl<'a> Matrix<'a> {
     }
 
     /// f32 elements of the `work` buffer [`Matrix::matmul_tile`] needs for int8 weights with
-    /// `cols` columns: [`TILE`] activation scales and the quantised tile in the layout of
-    /// [`arch::quantize_tile`] (four int8 values per element; two 16-bit ones on Cortex-M with
-    /// the DSP extension). Unused for f32 and f16 weights.
-    pub const fn tile_work_len(cols: usize) -> usize {
-        TILE + arch::q8_tile_bytes(cols).div_ceil(4)
+    /// `cols` columns ([`TileShape::work_len`] of [`TileShape::THIS`]): [`TILE`] activation
+    /// scales and the quantised tile in the layout of [`arch::quantize_tile`] (four int8 values
+    /// per element; two 16-bit ones on Cortex-M with the DSP extension); 0 with `TILE = 1`.
+    /// Unused for f32 and f16 weights. `None` on overflow.
+    pub const fn tile_work_len(cols: usize) -> Option<usize> {
+        TileShape::THIS.work_len(cols)
     }
 
     /// Tile product `Yᵀ = W Xᵀ` for [`TILE`] input vectors at once, with the tile stored
     /// transposed: `y[n·TILE + r] = Σ_c W[n, c]·x[c·TILE + r]` (each weight read feeds `TILE`
-    /// multiply-adds). f32 and f16 sums run over `c` in order (see
-    /// [`super::generic::tile_f32`]). int8 weights quantise each tile column once into `work`
+    /// multiply-adds). f32 and f16 sums: over `c` in order by the generic kernels and the
+    /// x86_64 and aarch64 SIMD ones (see [`super::generic::tile_f32`]); on Cortex-M with the
+    /// DSP extension each vector exactly as the dot kernels sum it alone (eight lanes, see
+    /// [`arch::cortex_m`]). int8 weights quantise each tile column once into `work`
     /// and multiply in integers as [`q8`] specifies: bit for bit one [`Matrix::matvec`] per
     /// column (a `work` shorter than [`Matrix::tile_work_len`] gives the same bits, slowly).
     /// With `TILE = 1` this is [`Matrix::matvec`] (same kernels, same results).
@@ -260,7 +312,7 @@ mod tests {
             },
         ] {
             let mut y = std::vec![0f32; rows * TILE];
-            let mut work = std::vec![0f32; Matrix::tile_work_len(cols)];
+            let mut work = std::vec![0f32; Matrix::tile_work_len(cols).unwrap()];
             Matrix::new(rows, cols, weights)
                 .unwrap()
                 .matmul_tile(&x, &mut y, &mut work);
@@ -302,7 +354,7 @@ mod tests {
         x[TILE + 1] = f32::INFINITY;
         x[2 * TILE + 2] = -f32::INFINITY;
         x[5] = f32::MAX;
-        let full = Matrix::tile_work_len(cols);
+        let full = Matrix::tile_work_len(cols).unwrap();
         let mut want = std::vec![0f32; rows * TILE];
         m.matmul_tile(&x, &mut want, &mut std::vec![0f32; full]);
         for len in 0..=full + 2 {
@@ -339,7 +391,7 @@ mod tests {
             ] {
                 let m = Matrix::new(rows, cols, weights).unwrap();
                 let mut y = std::vec![0f32; rows * TILE];
-                let mut work = std::vec![0f32; Matrix::tile_work_len(cols)];
+                let mut work = std::vec![0f32; Matrix::tile_work_len(cols).unwrap()];
                 m.matmul_tile(&xt, &mut y, &mut work);
                 for r in 0..TILE {
                     let x: Vec<f32> = (0..cols).map(|k| xt[k * TILE + r]).collect();

@@ -17,4 +17,4 @@ pub mod q8;
 mod testing;
 
 pub use generic::TILE;
-pub use matrix::{Matrix, Weights};
+pub use matrix::{Matrix, TileShape, Weights};

@@ -15,8 +15,8 @@
 //!
 //! A tile product ([`super::Matrix::matmul_tile`]) quantises each of its [`TILE`] input
 //! vectors (tile columns) on its own by these rules, so it equals one matrix-vector product per
-//! column, bit for bit, whatever the tile width: a Cortex-M (tile of 1) and an x86_64 or aarch64
-//! host (tile of 32) compute the same int8 products.
+//! column, bit for bit, whatever the tile width: a Cortex-M (tile of 2 with the DSP extension,
+//! 1 without) and an x86_64 or aarch64 host (tile of 32) compute the same int8 products.
 //!
 //! Layout of a quantised tile (the kernels' input, written by [`quantize_tile`]): columns in
 //! groups of four, `q[(g·TILE + r)·4 + j] = a_r[4g + j]` for lane `r` and column `4g + j`, the
@@ -30,7 +30,7 @@ pub const Q_MAX: f32 = 127.0;
 
 /// `1.5·2²³`: `(v + ROUND) − ROUND` rounds `|v| ≤ 2²²` to an integer, ties to even (the sum
 /// lies where the f32 spacing is 1).
-const ROUND: f32 = 12_582_912.0;
+pub(crate) const ROUND: f32 = 12_582_912.0;
 
 /// Largest `K` whose products [`matvec_q8`] quantises once into a stack buffer; wider products
 /// quantise every activation again per row (same bits, slower).
@@ -89,7 +89,8 @@ pub fn quantize_vec(x: &[f32], a: &mut [i8]) -> f32 {
 }
 
 /// The row scale `s_w[n]` from the little-endian scale bytes (0 when missing).
-fn row_scale(w_scales: &[u8], n: usize) -> f32 {
+#[inline(always)]
+pub(crate) fn row_scale(w_scales: &[u8], n: usize) -> f32 {
     w_scales
         .as_chunks::<4>()
         .0
@@ -129,9 +130,12 @@ pub fn matvec_q8(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32
     }
 }
 
+/// Bytes of the quantised tile per group of four columns (four int8 values per lane).
+pub const GROUP_BYTES: usize = 4 * TILE;
+
 /// Bytes of a quantised tile of `k_len` columns (`⌈k_len/4⌉·4·TILE`).
 pub const fn tile_bytes(k_len: usize) -> usize {
-    k_len.div_ceil(4) * 4 * TILE
+    k_len.div_ceil(4) * GROUP_BYTES
 }
 
 /// Quantises the transposed tile `x` `[k_len, TILE]` (lane `r` = input vector `r`, values

@@ -32,10 +32,11 @@ fn swiglu_tile(
     Ok(())
 }
 
-/// Leftover tiles of at most this many rows run row by row ([`swiglu_row`]): 2 of a wide tile;
-/// the last odd row of a tile of 2 (one matrix-vector product costs less than a tile product
-/// with an empty lane).
-const SMALL_TILE: usize = if TILE >= 16 { 2 } else { TILE / 2 };
+/// Leftover tiles of fewer than this many rows run row by row ([`swiglu_row`]): 1 or 2 rows of
+/// a wide tile; the last odd row of a tile of 2 (one matrix-vector product costs less than a
+/// tile product with an empty lane); none with a tile of 1 (its tile product is a
+/// matrix-vector product).
+const ROW_BY_ROW_BELOW: usize = if TILE >= 16 { 3 } else { TILE / 2 + 1 };
 
 /// `v ← rms_norm(v + down(silu(gate·v) · (up·v)))` for one vector (matrix-vector products).
 ///
@@ -112,7 +113,7 @@ fn channel_mlp(
     let mut first = 0;
     while first < rows {
         let t = TILE.min(rows - first);
-        if t <= SMALL_TILE {
+        if t < ROW_BY_ROW_BELOW {
             // A few leftover rows (S = 97 = 6·16 + 1): one matrix-vector pass each costs less
             // than a whole tile pass.
             for row in h.chunks_exact_mut(d).skip(first).take(t) {

@@ -13,8 +13,9 @@
 //! SwiGLU takes [`TILE`] positions per pass over its weights (`TILE·(2·I + 2·D)` floats), the
 //! token-mixing SwiGLU [`TILE`] channels (`TILE·(2·It + 2·S)`), attention keeps q, k, v
 //! `[S, 3D]`, one score row `[S]` and two tiles (`TILE·4·D`). The scratch is the largest of
-//! these plus, with `TILE` > 1, the int8 products' work buffer at its end ([`work_len`]:
-//! `TILE` lane scales and one quantised tile of the widest product): for the Sudoku TRM-MLP
+//! these plus, with `TILE` > 1, the int8 products' work buffer at its end
+//! ([`TileShape::work_len`] of the widest product: `TILE` lane scales and one quantised tile):
+//! for the Sudoku TRM-MLP
 //! with `TILE = 32`, 172,416 B at hidden 64 (the token-mixing tile and 16,512 B of work),
 //! 180,352 B at 128 and 589,952 B at 512; with `TILE = 1`, 4.8 KiB at hidden 64 and 16 KiB at
 //! 512; on Cortex-M DSP (tile of 2, 16-bit int8 lanes: [`scratch_len_for`] with
@@ -26,6 +27,7 @@ mod error;
 pub use error::RunError;
 
 use crate::format::{Model, ModelConfig, TensorKind, Variant};
+#[cfg(any(test, doc))]
 use crate::kernels::TILE;
 use crate::kernels::ops::{add_assign, add_sum_assign};
 
@@ -39,56 +41,22 @@ pub(crate) fn take(buf: &mut [f32], n: usize) -> Result<(&mut [f32], &mut [f32])
     })
 }
 
-/// The tile a build multiplies with, for sizing the scratch of this build or of another
-/// target (the firmware's build script runs on the host and sizes the Cortex-M arena).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TileShape {
-    /// Vectors per tile product ([`TILE`] of that target).
-    pub tile: usize,
-    /// Bytes of the quantised int8 tile per group of four columns (all vectors together).
-    pub group_bytes: usize,
-}
-
-impl TileShape {
-    /// This build's: [`TILE`] and the layout of [`crate::kernels::arch::quantize_tile`].
-    pub const THIS: Self = Self {
-        tile: TILE,
-        group_bytes: crate::kernels::arch::q8_tile_bytes(1),
-    };
-    /// Cortex-M cores with the DSP extension (`thumbv7em`): tile of 2, 16-bit lanes.
-    pub const CORTEX_M_DSP: Self = Self {
-        tile: crate::kernels::arch::cortex_m::TILE,
-        group_bytes: crate::kernels::arch::cortex_m::GROUP_BYTES,
-    };
-    /// Other microcontrollers: tile of 1 (matrix-vector products, no work buffer).
-    pub const VECTOR: Self = Self {
-        tile: 1,
-        group_bytes: 4,
-    };
-}
+pub use crate::kernels::TileShape;
 
 /// f32 elements of the int8 tile products' work buffer at the end of the scratch
-/// ([`crate::kernels::Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It` columns); 0 with
-/// `TILE = 1`, where products are matrix-vector products. `None` on overflow.
+/// ([`crate::kernels::Matrix::tile_work_len`] of the widest product: `D`, `I`, `S` or `It`
+/// columns); 0 with `TILE = 1`, where products are matrix-vector products. `None` on overflow.
 pub(crate) fn work_len(cfg: &ModelConfig) -> Option<usize> {
     work_len_for(cfg, TileShape::THIS)
 }
 
-/// [`work_len`] for `shape`: its tile's lane scales and one quantised tile of the widest
-/// product.
+/// [`work_len`] for `shape`: [`TileShape::work_len`] of the widest product.
 fn work_len_for(cfg: &ModelConfig, shape: TileShape) -> Option<usize> {
-    if shape.tile == 1 {
-        return Some(0);
-    }
     let mut widest = cfg.hidden.max(cfg.mlp_inter);
     if cfg.variant == Variant::MlpT {
         widest = widest.max(cfg.seq_total()).max(cfg.mlp_t_inter);
     }
-    widest
-        .div_ceil(4)
-        .checked_mul(shape.group_bytes)?
-        .div_ceil(4)
-        .checked_add(shape.tile)
+    shape.work_len(widest)
 }
 
 /// f32 elements of scratch one step needs under `cfg`; `None` if the size overflows `usize`.
@@ -302,5 +270,102 @@ impl Model<'_> {
             q_halt: q[0] + b[0],
             q_continue: q[1] + b[1],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::PosEncoding;
+    use crate::kernels::arch;
+
+    /// A TRM-MLP Sudoku configuration: hidden `d`, `p` puzzle-embedding positions, inner
+    /// widths `i` (channel) and `it` (token mixing).
+    fn sudoku_mlp(d: usize, p: usize, i: usize, it: usize) -> ModelConfig {
+        ModelConfig {
+            variant: Variant::MlpT,
+            pos_encoding: PosEncoding::None,
+            hidden: d,
+            mlp_inter: i,
+            mlp_t_inter: it,
+            layers: 2,
+            h_cycles: 3,
+            l_cycles: 6,
+            halt_max_steps: 16,
+            seq_len: 81,
+            puzzle_emb_len: p,
+            puzzle_emb_ndim: p * d,
+            num_puzzle_ids: 1,
+            vocab: 11,
+            num_heads: 2,
+            head_dim: d / 2,
+            rms_eps: 1e-5,
+            rope_theta: 10_000.0,
+            expansion: 4.0,
+        }
+    }
+
+    /// The scratch of this build is [`scratch_len_for`] its own shape, and the sizes of every
+    /// shape are the ones the module docs (and the firmware's RAM check) state.
+    #[test]
+    fn scratch_of_each_tile_shape() {
+        let (h64, h128) = (sudoku_mlp(64, 16, 256, 512), sudoku_mlp(128, 1, 512, 256));
+        for cfg in [&h64, &h128] {
+            assert_eq!(scratch_len_for(cfg, TileShape::THIS), scratch_len(cfg));
+        }
+        let bytes = |cfg, shape| scratch_len_for(cfg, shape).map(|n| 4 * n);
+        assert_eq!(bytes(&h64, TileShape::CORTEX_M_DSP), Some(11_800));
+        assert_eq!(bytes(&h128, TileShape::CORTEX_M_DSP), Some(12_296));
+        assert_eq!(bytes(&h64, TileShape::VECTOR), Some(4_872));
+        let wide = TileShape {
+            tile: 32,
+            group_bytes: 128,
+        };
+        assert_eq!(bytes(&h64, wide), Some(172_416));
+        assert_eq!(bytes(&h128, wide), Some(180_352));
+        // Sizes that overflow are refused, not wrapped.
+        let huge = ModelConfig {
+            mlp_inter: usize::MAX / 2,
+            ..h64
+        };
+        assert_eq!(scratch_len_for(&huge, TileShape::CORTEX_M_DSP), None);
+        assert_eq!(TileShape::CORTEX_M_DSP.work_len(usize::MAX), None);
+        assert_eq!(TileShape::THIS.tile_bytes(usize::MAX - 3), None);
+    }
+
+    /// Each shape's work buffer is exactly what its kernels' quantiser needs: the Cortex-M
+    /// shape is `cortex_m`'s tile and layout, this build's shape its own kernels'.
+    #[test]
+    fn tile_shapes_match_their_kernels() {
+        let dsp = TileShape::CORTEX_M_DSP;
+        assert_eq!(dsp.tile, arch::cortex_m::TILE);
+        assert_eq!(Some(dsp.group_bytes), arch::cortex_m::tile_bytes(1));
+        assert_eq!(TileShape::THIS.tile, TILE);
+        for cols in [1, 2, 3, 4, 5, 63, 64, 97, 130, 512] {
+            let n = dsp.work_len(cols).unwrap() - dsp.tile;
+            let x = std::vec![0.5f32; cols * dsp.tile];
+            let mut q = std::vec![0u8; 4 * n];
+            let mut s = [0f32; arch::cortex_m::TILE];
+            assert!(arch::cortex_m::quantize_tile(&x, cols, &mut q, &mut s));
+            assert!(!arch::cortex_m::quantize_tile(
+                &x,
+                cols,
+                &mut q[..4 * n - 4],
+                &mut s
+            ));
+            let this = TileShape::THIS;
+            if this.tile > 1 {
+                let n = this.work_len(cols).unwrap() - this.tile;
+                let x = std::vec![0.5f32; cols * TILE];
+                let mut q = std::vec![0u8; 4 * n];
+                let mut s = [0f32; TILE];
+                assert!(arch::quantize_tile(&x, cols, &mut q, &mut s));
+                assert!(!arch::quantize_tile(&x, cols, &mut q[..4 * n - 4], &mut s));
+            }
+            assert_eq!(
+                crate::kernels::Matrix::tile_work_len(cols),
+                this.work_len(cols)
+            );
+        }
     }
 }

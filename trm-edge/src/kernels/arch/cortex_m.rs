@@ -58,6 +58,13 @@ struct Quantized {
     s_x: f32,
 }
 
+/// The 16-bit `SMLAD` lane of one activation: `q8::quantize(v, inv)` as a two's-complement
+/// `u16` (in a `u32`).
+#[inline(always)]
+fn lane16(v: f32, inv: f32) -> u32 {
+    u32::from(q8::quantize(v, inv) as i16 as u16)
+}
+
 /// Quantises `x` (at most [`MAX_COLS`] values; `None` if longer).
 fn quantize(x: &[f32]) -> Option<Quantized> {
     if x.len() > MAX_COLS {
@@ -69,7 +76,7 @@ fn quantize(x: &[f32]) -> Option<Quantized> {
         tail: [0; 3],
         s_x,
     };
-    let lane = |v: f32| q8::quantize(v, inv) as i16 as u16 as u32;
+    let lane = |v: f32| lane16(v, inv);
     let (groups, tail) = x.as_chunks::<4>();
     for (g, pair) in groups.iter().zip(out.pairs.as_chunks_mut::<2>().0) {
         pair[0] = lane(g[0]) | (lane(g[2]) << 16);
@@ -116,15 +123,6 @@ fn tail_sum(row: &[u8], xq: &Quantized, groups: usize) -> i32 {
     s
 }
 
-/// The row scale `s_w[n]` (0 when missing).
-fn row_scale(w_scales: &[u8], n: usize) -> f32 {
-    w_scales
-        .as_chunks::<4>()
-        .0
-        .get(n)
-        .map_or(0.0, |b| f32::from_le_bytes(*b))
-}
-
 /// [`q8::matvec_q8`] on the `SMLAD` layout in portable Rust (the same bits; the contract of
 /// [`q8::matvec_q8`]).
 pub fn matvec_q8_pairs(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
@@ -140,7 +138,7 @@ pub fn matvec_q8_pairs(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mu
     let rows = w_scales.len() / 4;
     for (n, (row, out)) in w.chunks_exact(cols).zip(y).take(rows).enumerate() {
         let acc = row_sum_portable(row, &xq, groups).wrapping_add(tail_sum(row, &xq, groups));
-        *out = q8::rescale(acc, xq.s_x, row_scale(w_scales, n));
+        *out = q8::rescale(acc, xq.s_x, q8::row_scale(w_scales, n));
     }
 }
 
@@ -261,15 +259,15 @@ fn matvec_q8_dsp(w: &[u8], w_scales: &[u8], cols: usize, x: &[f32], y: &mut [f32
                     // `pairs` is in bounds.
                     unsafe { dsp::two_rows(r0.as_ptr(), cols, &xq, groups, &mut a0, &mut a1) };
                 }
-                *y0 = q8::rescale(a0, xq.s_x, row_scale(w_scales, n));
-                *y1 = q8::rescale(a1, xq.s_x, row_scale(w_scales, n + 1));
+                *y0 = q8::rescale(a0, xq.s_x, q8::row_scale(w_scales, n));
+                *y1 = q8::rescale(a1, xq.s_x, q8::row_scale(w_scales, n + 1));
             }
             None => {
                 if groups > 0 {
                     // SAFETY: `r0` holds `cols ≥ 4·groups` bytes; `1 ≤ groups ≤ MAX_COLS / 4`.
                     unsafe { dsp::one_row(r0.as_ptr(), &xq, groups, &mut a0) };
                 }
-                *y0 = q8::rescale(a0, xq.s_x, row_scale(w_scales, n));
+                *y0 = q8::rescale(a0, xq.s_x, q8::row_scale(w_scales, n));
             }
         }
     }
@@ -305,11 +303,34 @@ fn f16x2_to_f32(w: u32) -> [f32; 2] {
     [f32::from_bits(lo), f32::from_bits(hi)]
 }
 
-/// [`generic::dot_f16`] with hardware conversion: the same lanes, order and reduction, so the
-/// same bits.
+/// Eight binary16 values → f32 with the FPU's `VCVTB`/`VCVTT` (exact), two per conversion.
+#[cfg(trm_arm_fp16)]
+#[inline(always)]
+fn f16x8_hw(b: &[[u8; 2]; generic::LANES]) -> [f32; generic::LANES] {
+    let mut out = [0f32; generic::LANES];
+    for (o, p) in out
+        .as_chunks_mut::<2>()
+        .0
+        .iter_mut()
+        .zip(b.as_chunks::<2>().0)
+    {
+        *o = f16x2_to_f32(u32::from_le_bytes([p[0][0], p[0][1], p[1][0], p[1][1]]));
+    }
+    out
+}
+
+/// One binary16 value → f32 with the FPU's `VCVTB` (exact).
+#[cfg(trm_arm_fp16)]
+#[inline(always)]
+fn f16x1_hw(b: [u8; 2]) -> f32 {
+    f16x2_to_f32(u32::from(u16::from_le_bytes(b)))[0]
+}
+
+/// [`generic::dot_f16`] with hardware conversion: the same lanes, order and reduction
+/// ([`generic::reduce`]), so the same bits.
 #[cfg(trm_arm_fp16)]
 fn dot_f16_hw(w: &[u8], x: &[f32]) -> f32 {
-    const LANES: usize = 8;
+    const LANES: usize = generic::LANES;
     let mut acc = [0f32; LANES];
     let (ws, _) = w.as_chunks::<2>();
     let n = ws.len().min(x.len());
@@ -317,26 +338,12 @@ fn dot_f16_hw(w: &[u8], x: &[f32]) -> f32 {
     let (wb, wt) = ws.as_chunks::<LANES>();
     let (xb, xt) = xs.as_chunks::<LANES>();
     for (wc, xc) in wb.iter().zip(xb) {
-        let mut wf = [0f32; LANES];
-        for (o, b) in wf
-            .as_chunks_mut::<2>()
-            .0
-            .iter_mut()
-            .zip(wc.as_chunks::<2>().0)
-        {
-            *o = f16x2_to_f32(u32::from_le_bytes([b[0][0], b[0][1], b[1][0], b[1][1]]));
-        }
-        for ((a, wv), xv) in acc.iter_mut().zip(wf).zip(xc) {
+        for ((a, wv), xv) in acc.iter_mut().zip(f16x8_hw(wc)).zip(xc) {
             *a += wv * xv;
         }
     }
-    let tail: f32 = wt
-        .iter()
-        .zip(xt)
-        .map(|(wv, xv)| f16x2_to_f32(u32::from(u16::from_le_bytes(*wv)))[0] * xv)
-        .sum();
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
+    let tail: f32 = wt.iter().zip(xt).map(|(wv, xv)| f16x1_hw(*wv) * xv).sum();
+    generic::reduce(acc) + tail
 }
 
 /// [`generic::dot_f16`], with the FPU's f16 conversion unless SIMD is switched off (identical

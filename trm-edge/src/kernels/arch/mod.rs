@@ -394,9 +394,10 @@ pub use super::q8::matvec_q8;
     )
 )))]
 pub use super::q8::{quantize_tile, tile_q8};
-// The quantised tile's size: `SMLAD`'s 16-bit lanes on Cortex-M DSP, the `q8` layout elsewhere.
+// Bytes per group of four columns of the quantised tile ([`super::TileShape::THIS`]):
+// `SMLAD`'s 16-bit lanes on Cortex-M DSP, the `q8` layout elsewhere.
 #[cfg(not(trm_arm_dsp))]
-pub use super::q8::tile_bytes as q8_tile_bytes;
+pub use super::q8::GROUP_BYTES as Q8_GROUP_BYTES;
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
@@ -404,7 +405,7 @@ pub use super::q8::tile_bytes as q8_tile_bytes;
 ))]
 pub use aarch64::{quantize_tile, tile_q8};
 #[cfg(trm_arm_dsp)]
-pub use cortex_m::{quantize_tile, tile_bytes as q8_tile_bytes, tile_q8};
+pub use cortex_m::{GROUP_BYTES as Q8_GROUP_BYTES, quantize_tile, tile_q8};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{matvec_q8, quantize_tile, tile_q8};
 

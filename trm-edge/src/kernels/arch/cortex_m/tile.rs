@@ -36,13 +36,21 @@
 //!
 //! # f32 and f16
 //! [`tile_f32`] and [`tile_f16`] give every vector of the tile exactly what the dot kernels
-//! ([`generic::dot_f32`], [`super::dot_f16`]) give it alone: the same eight accumulators, the
-//! same order, reading the vector from its lane of the tile. A tile of 2 therefore changes no
-//! f32 or f16 result of the firmware.
+//! ([`crate::kernels::generic::dot_f32`], [`super::dot_f16`]) give it alone: the same eight
+//! accumulators, the same reduction ([`generic::reduce`]), the same f16 decoding, reading the
+//! vector from its lane of the tile. A tile of 2 therefore changes no f32 or f16 result of the
+//! firmware.
+//!
+//! # Target assumptions of the `SMLAD` kernel
+//! Weights are read with unaligned word `LDR`s (rows start at any byte): ARMv7-M allows them
+//! while `CCR.UNALIGN_TRP = 0`, the reset value, which the firmware keeps. The kernel names
+//! `r9` as an operand, which `asm!` refuses where `r9` is reserved (the `ropi-rwpi`
+//! relocation models use it as the static base): such builds are not supported.
 
 #[cfg(trm_arm_dsp)]
 use super::super::simd_allowed;
-use crate::kernels::q8;
+use super::lane16;
+use crate::kernels::{TileShape, generic, q8};
 
 /// Vectors per tile product on Cortex-M cores with the DSP extension.
 pub const TILE: usize = 2;
@@ -50,26 +58,17 @@ pub const TILE: usize = 2;
 /// Bytes of the quantised tile per group of four columns (two words per vector).
 pub const GROUP_BYTES: usize = 8 * TILE;
 
-/// `1.5·2²³`, as [`q8`] rounds with it.
-const ROUND: f32 = 12_582_912.0;
-
-/// Bytes of a quantised tile of `k_len` columns in this layout (`16·⌈k_len/4⌉`).
-pub const fn tile_bytes(k_len: usize) -> usize {
-    k_len.div_ceil(4) * GROUP_BYTES
+/// Bytes of a quantised tile of `k_len` columns in this layout (`16·⌈k_len/4⌉`,
+/// [`TileShape::tile_bytes`] of [`TileShape::CORTEX_M_DSP`]); `None` on overflow.
+pub const fn tile_bytes(k_len: usize) -> Option<usize> {
+    TileShape::CORTEX_M_DSP.tile_bytes(k_len)
 }
 
-/// The 16-bit lane of one activation: `q8::quantize(v, inv)` as a two's-complement `u16`
-/// (in a `u32`).
-#[inline(always)]
-fn lane_exact(v: f32, inv: f32) -> u32 {
-    u32::from(q8::quantize(v, inv) as i16 as u16)
-}
-
-/// [`lane_exact`] for a finite `v` with `|v·inv| < 127.5` (see the module docs): the low 16
-/// bits of `v·inv + 1.5·2²³`'s bit pattern are the rounded value.
+/// [`lane16`] for a finite `v` with `|v·inv| < 127.5` (see the module docs): the low 16 bits
+/// of `v·inv + 1.5·2²³`'s bit pattern are the rounded value.
 #[inline(always)]
 fn lane_fast(v: f32, inv: f32) -> u32 {
-    (v * inv + ROUND).to_bits() & 0xffff
+    (v * inv + q8::ROUND).to_bits() & 0xffff
 }
 
 /// Packs the quantised values of a group of four columns (`cols[j]` = column `4g + j`, both
@@ -96,7 +95,7 @@ fn pack_group(
 pub fn quantize_tile(x: &[f32], k_len: usize, q: &mut [u8], s_x: &mut [f32; TILE]) -> bool {
     let (Some(x), Some(q)) = (
         k_len.checked_mul(TILE).and_then(|n| x.get(..n)),
-        q.get_mut(..tile_bytes(k_len)),
+        tile_bytes(k_len).and_then(|n| q.get_mut(..n)),
     ) else {
         return false;
     };
@@ -145,7 +144,7 @@ pub fn quantize_tile(x: &[f32], k_len: usize, q: &mut [u8], s_x: &mut [f32; TILE
         }
     } else {
         for (o, g) in out.iter_mut().zip(full) {
-            write(o, pack_group(g, &inv, lane_exact));
+            write(o, pack_group(g, &inv, lane16));
         }
     }
     true
@@ -171,8 +170,11 @@ fn pairs_portable(rows: &[u8], stride: usize, q: &[u8], groups: usize, out: &mut
     for (p, o) in out.iter_mut().enumerate() {
         let mut acc = [0i32; 4];
         for (r, a) in acc.chunks_exact_mut(TILE).enumerate() {
-            let start = (2 * p + r) * stride;
-            let Some(row) = rows.get(start..start + 4 * groups) else {
+            let row = (2 * p + r).checked_mul(stride).and_then(|start| {
+                let end = start.checked_add(groups.checked_mul(4)?)?;
+                rows.get(start..end)
+            });
+            let Some(row) = row else {
                 return;
             };
             for (w, x) in row.as_chunks::<4>().0.iter().zip(qg) {
@@ -189,10 +191,11 @@ fn pairs_portable(rows: &[u8], stride: usize, q: &[u8], groups: usize, out: &mut
     }
 }
 
-/// `o[j] ← rescale(bits of o[j] as i32, s_x[j % 2], s_w[j / 2])` for the four sums of a pair.
+/// `o[j] ← rescale(bits of o[j] as i32, s_x[j % 2], s_w[j / 2])` for the four sums of a pair,
+/// `s` its two rows' scale bytes (iterated with the sums: no index to check per pair).
 #[inline(always)]
 fn rescale_pair(o: &mut [f32; 4], s_x: &[f32; TILE], s: &[[u8; 4]; 2]) {
-    let s_w = [f32::from_le_bytes(s[0]), f32::from_le_bytes(s[1])];
+    let s_w = s.map(f32::from_le_bytes);
     for (j, v) in o.iter_mut().enumerate() {
         *v = q8::rescale(v.to_bits() as i32, s_x[j % TILE], s_w[j / TILE]);
     }
@@ -210,7 +213,7 @@ fn drive(
     y: &mut [f32],
     pairs: impl Fn(&[u8], usize, &[u8], usize, &mut [[f32; 4]]),
 ) {
-    let Some(q) = q.get(..tile_bytes(k_len)) else {
+    let Some(q) = tile_bytes(k_len).and_then(|n| q.get(..n)) else {
         return;
     };
     if cols == 0 || k_len > cols {
@@ -223,30 +226,34 @@ fn drive(
     let n_pairs = rows / 2;
     // Pairs whose second row's padded last group stays inside `w` run over the padded groups
     // (the extra bytes meet zero activations): pair `p` reads up to
-    // `(2p + 1)·cols + 4·padded`.
+    // `(2p + 1)·cols + 4·padded` (`4·padded` ≤ `tile_bytes(k_len)`, no overflow).
     let padded = k_len.div_ceil(4);
-    let inside = w
-        .len()
-        .checked_sub(cols + 4 * padded)
-        .map_or(0, |room| room / (2 * cols) + 1)
+    let inside = cols
+        .checked_add(4 * padded)
+        .and_then(|end| w.len().checked_sub(end))
+        .map_or(0, |room| room / cols / 2 + 1)
         .min(n_pairs);
     let (ys_in, ys_rest) = ys.split_at_mut(inside.min(ys.len()));
-    if padded > 0 && !ys_in.is_empty() {
+    if padded == 0 {
+        // No columns: every sum is 0 (`pairs` needs at least one group).
+        ys_in.fill([0.0; 4]);
+    } else if !ys_in.is_empty() {
         pairs(w, cols, q, padded, ys_in);
     }
     for (o, s) in ys_in.iter_mut().zip(scales) {
         rescale_pair(o, s_x, s);
     }
     // The pairs left (the last one, when the padding would leave `w`): whole groups, then the
-    // leftover columns one by one.
+    // leftover columns one by one. Row offsets stay below `rows·cols ≤ w.len()`.
     let whole = k_len / 4;
     for (p, (o, s)) in ys_rest
         .iter_mut()
         .zip(scales.get(inside..).unwrap_or(&[]))
-        .take(n_pairs - inside)
         .enumerate()
+        .map(|(p, os)| (inside + p, os))
+        .take(n_pairs - inside)
     {
-        let Some(pair_rows) = w.get(2 * (inside + p) * cols..) else {
+        let Some(pair_rows) = w.get(2 * p * cols..) else {
             return;
         };
         *o = [0.0; 4];
@@ -268,14 +275,13 @@ fn drive(
     }
     if rows % 2 == 1 {
         let n = rows - 1;
-        let (Some(row), Some(s), Some(out)) = (
+        let (Some(row), Some(out)) = (
             w.get(n * cols..n * cols + k_len),
-            w_scales.get(4 * n..4 * n + 4),
             y.get_mut(n * TILE..n * TILE + TILE),
         ) else {
             return;
         };
-        let s_w = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let s_w = q8::row_scale(w_scales, n);
         for (lane, o) in out.iter_mut().enumerate() {
             let acc = row.iter().enumerate().fold(0i32, |a, (c, &wv)| {
                 a.wrapping_add(i32::from(wv as i8) * act(q, lane, c))
@@ -338,7 +344,9 @@ mod dsp {
     /// # Safety
     /// `groups ≥ 1`, `pairs ≥ 1`; `rows` must point to `(2·pairs − 1)·stride + 4·groups`
     /// readable bytes; `q` to `GROUP_BYTES·groups` readable bytes and `out` to `16·pairs`
-    /// writable bytes, both 4-byte aligned (`LDRD`, `STM`).
+    /// writable bytes, both 4-byte aligned (`LDRD`, `STM`); `out`'s bytes must not overlap
+    /// `rows`' or `q`'s (the block stores sums while it still reads both). Unaligned weight
+    /// loads need `CCR.UNALIGN_TRP = 0` (see the module docs).
     #[inline(always)]
     pub(super) unsafe fn pairs(
         rows: *const u8,
@@ -440,7 +448,9 @@ mod dsp {
 
 /// The row-pair sums with the `SMLAD` kernel (the contract of [`pairs_portable`]); the
 /// portable sums where its preconditions do not hold (never in the runtime: its buffers are
-/// word-aligned and `drive` passes pairs inside `w`).
+/// word-aligned and `drive` passes pairs inside `w`). Inlined, so the 1 KiB `asm!` body is in
+/// the image at both of `drive`'s calls: out of line, the call and its register saves cost
+/// 0.065% more instructions per step at hidden 64 (`firmware/bench.sh`).
 #[cfg(trm_arm_dsp)]
 #[inline(always)]
 fn pairs_dsp(rows: &[u8], stride: usize, q: &[u8], groups: usize, out: &mut [[f32; 4]]) {
@@ -449,14 +459,18 @@ fn pairs_dsp(rows: &[u8], stride: usize, q: &[u8], groups: usize, out: &mut [[f3
         && n >= 1
         && (2 * n - 1)
             .checked_mul(stride)
-            .and_then(|b| b.checked_add(4 * groups))
+            .zip(groups.checked_mul(4))
+            .and_then(|(a, b)| a.checked_add(b))
             .is_some_and(|b| b <= rows.len())
-        && q.len() >= GROUP_BYTES * groups
+        && groups
+            .checked_mul(GROUP_BYTES)
+            .is_some_and(|b| b <= q.len())
         && q.as_ptr().align_offset(4) == 0;
     if inside {
         // SAFETY: checked just above: `groups ≥ 1`, `n ≥ 1` pairs, `(2n − 1)·stride +
         // 4·groups ≤ rows.len()`, `16·groups ≤ q.len()`, `q` word-aligned; `out` holds `n`
-        // arrays of four f32 (16 bytes each, word-aligned).
+        // arrays of four f32 (16 bytes each, word-aligned) and, borrowed mutably while `rows`
+        // and `q` are borrowed shared, overlaps neither. `CCR.UNALIGN_TRP` is 0 (module docs).
         unsafe {
             dsp::pairs(
                 rows.as_ptr(),
@@ -492,16 +506,16 @@ pub fn tile_q8(
 }
 
 /// `Σ_k w[k]·x[k·TILE + LANE]` with the arithmetic of [`crate::kernels::generic::dot_f32`]
-/// (eight accumulators, summed pairwise, then the tail), `decode` turning `SIZE` weight bytes
-/// into f32 (exactly), over `min(w.len() / SIZE, x.len() / TILE)` terms.
+/// (eight accumulators, [`generic::reduce`], then the tail), `decode` turning `SIZE` weight
+/// bytes into f32 (exactly), over `min(w.len() / SIZE, x.len() / TILE)` terms.
 #[inline(always)]
 fn lane_dot<const SIZE: usize, const LANE: usize>(
     w: &[u8],
     x: &[f32],
-    decode: impl Fn(&[[u8; SIZE]; 8]) -> [f32; 8],
+    decode: impl Fn(&[[u8; SIZE]; generic::LANES]) -> [f32; generic::LANES],
     decode_one: impl Fn([u8; SIZE]) -> f32,
 ) -> f32 {
-    const LANES: usize = 8;
+    const LANES: usize = generic::LANES;
     let (ws, _) = w.as_chunks::<SIZE>();
     let (xs, _) = x.as_chunks::<TILE>();
     let n = ws.len().min(xs.len());
@@ -521,8 +535,7 @@ fn lane_dot<const SIZE: usize, const LANE: usize>(
         .zip(xt)
         .map(|(wv, xv)| decode_one(*wv) * pick(xv))
         .sum();
-    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
-    (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))) + tail
+    generic::reduce(acc) + tail
 }
 
 /// The tile product of one weight encoding: `y[n·TILE + r]` = the dot kernel's value for row
@@ -551,7 +564,7 @@ fn tile_by_lanes<const SIZE: usize>(
 /// `[cols, TILE]`: `y[n·TILE + r]` is exactly [`crate::kernels::generic::dot_f32`] of row `n`
 /// and vector `r` (what a matrix-vector product gives that vector). Shorter buffers truncate.
 pub fn tile_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
-    fn decode(b: &[[u8; 4]; 8]) -> [f32; 8] {
+    fn decode(b: &[[u8; 4]; generic::LANES]) -> [f32; generic::LANES] {
         b.map(f32::from_le_bytes)
     }
     tile_by_lanes::<4>(
@@ -566,37 +579,14 @@ pub fn tile_f32(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
 
 /// Eight binary16 values → f32 (exactly), by bit manipulation.
 #[inline(always)]
-fn f16x8_soft(b: &[[u8; 2]; 8]) -> [f32; 8] {
-    b.map(|h| crate::kernels::f16::f16_to_f32(u16::from_le_bytes(h)))
+fn f16x8_soft(b: &[[u8; 2]; generic::LANES]) -> [f32; generic::LANES] {
+    b.map(f16x1_soft)
 }
 
 /// One binary16 value → f32 (exactly), by bit manipulation.
 #[inline(always)]
 fn f16x1_soft(b: [u8; 2]) -> f32 {
     crate::kernels::f16::f16_to_f32(u16::from_le_bytes(b))
-}
-
-/// Eight binary16 values → f32 with the FPU's `VCVTB`/`VCVTT` (exact).
-#[cfg(trm_arm_fp16)]
-#[inline(always)]
-fn f16x8_hw(b: &[[u8; 2]; 8]) -> [f32; 8] {
-    let mut out = [0f32; 8];
-    for (o, p) in out
-        .as_chunks_mut::<2>()
-        .0
-        .iter_mut()
-        .zip(b.as_chunks::<2>().0)
-    {
-        *o = super::f16x2_to_f32(u32::from_le_bytes([p[0][0], p[0][1], p[1][0], p[1][1]]));
-    }
-    out
-}
-
-/// One binary16 value → f32 with the FPU's `VCVTB` (exact).
-#[cfg(trm_arm_fp16)]
-#[inline(always)]
-fn f16x1_hw(b: [u8; 2]) -> f32 {
-    super::f16x2_to_f32(u32::from(u16::from_le_bytes(b)))[0]
 }
 
 /// [`tile_f32`] for binary16 weights (`2·cols` bytes per row): each vector gets exactly the
@@ -611,8 +601,8 @@ pub fn tile_f16(w: &[u8], cols: usize, x: &[f32], y: &mut [f32]) {
             cols,
             x,
             y,
-            |r, x| lane_dot::<2, 0>(r, x, f16x8_hw, f16x1_hw),
-            |r, x| lane_dot::<2, 1>(r, x, f16x8_hw, f16x1_hw),
+            |r, x| lane_dot::<2, 0>(r, x, super::f16x8_hw, super::f16x1_hw),
+            |r, x| lane_dot::<2, 1>(r, x, super::f16x8_hw, super::f16x1_hw),
         );
         return;
     }
@@ -643,13 +633,25 @@ mod tests {
         x.chunks_exact(TILE).map(|c| c[r]).collect()
     }
 
+    /// What `y` holds before a product: negative values and NaNs (a sum left unwritten shows
+    /// as a wrong value, or as −0 where the scale is 0).
+    fn stale(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| match i % 3 {
+                0 => -7.0,
+                1 => -f32::NAN,
+                _ => f32::from_bits(0xffff_0001),
+            })
+            .collect()
+    }
+
     /// The tile product on this layout against one [`q8::matvec_q8`] per vector, bit for bit.
     fn check_tile(w: &[u8], scales: &[u8], cols: usize, x: &[f32], y_len: usize) {
         let k_len = x.len() / TILE;
-        let mut q = std::vec![0xa5u8; tile_bytes(k_len) + 5];
+        let mut q = std::vec![0xa5u8; tile_bytes(k_len).unwrap() + 5];
         let mut s_x = [9f32; TILE];
         assert!(quantize_tile(x, k_len, &mut q, &mut s_x));
-        let mut y = std::vec![7f32; y_len];
+        let mut y = stale(y_len);
         tile_q8_pairs(w, scales, cols, k_len, &q, &s_x, &mut y);
         let rows = (w.len() / cols).min(scales.len() / 4).min(y_len / TILE);
         for r in 0..TILE {
@@ -672,7 +674,58 @@ mod tests {
             );
         }
         // Nothing written past the rows.
-        assert!(y[rows * TILE..].iter().all(|&v| v == 7.0));
+        assert_eq!(bits(&y[rows * TILE..]), bits(&stale(y_len)[rows * TILE..]));
+    }
+
+    /// No columns (`k_len = 0`, what `Matrix::matmul_tile` passes for an `x` shorter than one
+    /// tile row): every output is `rescale(0, s_x, s_w)` = +0, whatever `y` held and whatever
+    /// the vectors' scales, as [`q8::tile_q8`] writes.
+    #[test]
+    fn no_columns_give_zero_sums() {
+        for (rows, cols) in [(1, 1), (2, 1), (2, 4), (3, 5), (6, 8), (7, 13)] {
+            let w = std::vec![0x55u8; rows * cols];
+            let scales: Vec<u8> = (0..rows)
+                .flat_map(|r| (0.5 + r as f32).to_le_bytes())
+                .collect();
+            for s_x in [[0f32; TILE], [0.25, 3.0]] {
+                let mut y = stale(rows * TILE);
+                tile_q8_pairs(&w, &scales, cols, 0, &[], &s_x, &mut y);
+                assert_eq!(
+                    bits(&y),
+                    std::vec![0; rows * TILE],
+                    "rows {rows} cols {cols}"
+                );
+            }
+        }
+    }
+
+    /// Sizes whose byte counts overflow `usize` are refused (nothing written, `false`), never
+    /// an arithmetic overflow.
+    #[test]
+    fn overflowing_sizes_write_nothing() {
+        let (w, scales) = ([1u8; 16], [0u8; 16]);
+        let x = [1f32; 8];
+        let mut q = [0u8; 64];
+        let mut s_x = [5f32; TILE];
+        for k_len in [
+            usize::MAX,
+            usize::MAX - 3,
+            usize::MAX / 2,
+            usize::MAX / 16 + 1,
+        ] {
+            assert!(!quantize_tile(&x, k_len, &mut q, &mut s_x));
+            assert_eq!(s_x, [5.0; TILE]);
+            for cols in [4, k_len, usize::MAX] {
+                let mut y = stale(8);
+                tile_q8_pairs(&w, &scales, cols, k_len, &q, &s_x, &mut y);
+                assert_eq!(bits(&y), bits(&stale(8)), "cols {cols} k_len {k_len}");
+            }
+        }
+        // Huge `cols` with a small `k_len`: no row fits, nothing written.
+        let mut y = stale(8);
+        tile_q8_pairs(&w, &scales, usize::MAX, 3, &q, &s_x, &mut y);
+        assert_eq!(bits(&y), bits(&stale(8)));
+        assert_eq!(tile_bytes(usize::MAX), None);
     }
 
     /// The portable quantiser against the specification: values (unpacked from the layout)
@@ -697,7 +750,7 @@ mod tests {
                     x[4] = -0.5;
                     x[6] = 126.5;
                 }
-                let mut q = std::vec![0xa5u8; tile_bytes(k_len)];
+                let mut q = std::vec![0xa5u8; tile_bytes(k_len).unwrap()];
                 let mut s_x = [0f32; TILE];
                 assert!(quantize_tile(&x, k_len, &mut q, &mut s_x));
                 for (r, s_r) in s_x.iter().enumerate() {
@@ -714,7 +767,7 @@ mod tests {
                     }
                 }
                 if k_len > 0 {
-                    let mut short = std::vec![3u8; tile_bytes(k_len) - 1];
+                    let mut short = std::vec![3u8; tile_bytes(k_len).unwrap() - 1];
                     assert!(!quantize_tile(&x, k_len, &mut short, &mut s_x));
                     assert!(short.iter().all(|&b| b == 3));
                     assert!(!quantize_tile(&x[..x.len() - 1], k_len, &mut q, &mut s_x));
