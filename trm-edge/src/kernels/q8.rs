@@ -23,7 +23,7 @@
 //! last group padded with zeros; so that four consecutive bytes hold four columns of one lane,
 //! what `vpdpbusd`, `vpmaddubsw` + `vpmaddwd` and `SDOT` sum into one 32-bit lane.
 
-use super::TILE;
+use super::{TILE, TileShape};
 
 /// Largest quantised activation magnitude (the range is symmetric: −127 ..= 127).
 pub const Q_MAX: f32 = 127.0;
@@ -174,6 +174,33 @@ pub fn quantize_tile(x: &[f32], k_len: usize, q: &mut [u8], s_x: &mut [f32; TILE
     true
 }
 
+/// The tile and layout of this module's quantised tile ([`tile_bytes`]).
+pub(crate) const SHAPE: TileShape = TileShape {
+    tile: TILE,
+    group_bytes: GROUP_BYTES,
+};
+
+/// The argument checks every int8 tile kernel shares (the contract of [`tile_q8`]) for a kernel
+/// of tile and layout `shape`: the number of rows to compute, or `None` when nothing may be
+/// written: `cols = 0`, `k_len > cols`, or `q` shorter than the quantised tile of `k_len`
+/// columns (or that size overflows).
+#[inline]
+pub(crate) fn tile_rows(
+    shape: TileShape,
+    (w, w_scales, cols): (&[u8], &[u8], usize),
+    (k_len, q): (usize, &[u8]),
+    y: &[f32],
+) -> Option<usize> {
+    if cols == 0 || k_len > cols || q.len() < shape.tile_bytes(k_len)? {
+        return None;
+    }
+    Some(
+        (w.len() / cols)
+            .min(w_scales.len() / 4)
+            .min(y.len() / shape.tile.max(1)),
+    )
+}
+
 /// Tile product on a quantised tile: `y[n·TILE + r] = rescale(Σ_{k < k_len} w[n, k]·a_r[k],
 /// s_x[r], s_w[n])`, `q` as written by [`quantize_tile`] for `k_len ≤ cols` columns.
 /// `rows = min(w.len() / cols, w_scales.len() / 4, y.len() / TILE)`; nothing is written when
@@ -187,19 +214,13 @@ pub fn tile_q8(
     s_x: &[f32; TILE],
     y: &mut [f32],
 ) {
-    let Some(q) = q.get(..tile_bytes(k_len)) else {
+    let Some(rows) = tile_rows(SHAPE, (w, w_scales, cols), (k_len, q), y) else {
         return;
     };
-    if cols == 0 || k_len > cols {
-        return;
-    }
     let (groups, _) = q.as_chunks::<4>();
     let (blocks, _) = groups.as_chunks::<TILE>();
     let (ys, _) = y.as_chunks_mut::<TILE>();
-    for (n, (row, out)) in w.chunks_exact(cols).zip(ys).enumerate() {
-        if n >= w_scales.len() / 4 {
-            break;
-        }
+    for (n, (row, out)) in w.chunks_exact(cols).zip(ys).take(rows).enumerate() {
         let mut acc = [0i32; TILE];
         let row = row.get(..k_len).unwrap_or(row);
         for (wg, block) in row.chunks(4).zip(blocks) {

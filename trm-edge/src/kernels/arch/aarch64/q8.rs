@@ -281,10 +281,9 @@ unsafe fn tile_impl<const DOT: bool>(
     s_x: &[f32; TILE],
     y: &mut [f32],
 ) {
-    if cols == 0 || k_len > cols || q.len() < tile_bytes(k_len) {
+    let Some(rows) = q8::tile_rows(q8::SHAPE, (w, w_scales, cols), (k_len, q), y) else {
         return;
-    }
-    let rows = (w.len() / cols).min(w_scales.len() / 4).min(y.len() / TILE);
+    };
     let (scales, _) = w_scales.as_chunks::<4>();
     let (wp, qp, yp) = (w.as_ptr(), q.as_ptr(), y.as_mut_ptr());
     let mut n = 0;
@@ -666,10 +665,9 @@ pub(super) unsafe fn tile_i8mm(
     s_x: &[f32; TILE],
     y: &mut [f32],
 ) {
-    if cols == 0 || k_len > cols || q.len() < tile_bytes(k_len) {
+    let Some(rows) = q8::tile_rows(q8::SHAPE, (w, w_scales, cols), (k_len, q), y) else {
         return;
-    }
-    let rows = (w.len() / cols).min(w_scales.len() / 4).min(y.len() / TILE);
+    };
     let (scales, _) = w_scales.as_chunks::<4>();
     let (wp, qp, yp) = (w.as_ptr(), q.as_ptr(), y.as_mut_ptr());
     const L: usize = 2 * MMLA_VECS;

@@ -213,13 +213,10 @@ fn drive(
     y: &mut [f32],
     pairs: impl Fn(&[u8], usize, &[u8], usize, &mut [[f32; 4]]),
 ) {
-    let Some(q) = tile_bytes(k_len).and_then(|n| q.get(..n)) else {
+    let shape = TileShape::CORTEX_M_DSP;
+    let Some(rows) = q8::tile_rows(shape, (w, w_scales, cols), (k_len, q), y) else {
         return;
     };
-    if cols == 0 || k_len > cols {
-        return;
-    }
-    let rows = (w.len() / cols).min(w_scales.len() / 4).min(y.len() / TILE);
     let (scales, _) = w_scales.as_chunks::<4>();
     let (scales, _) = scales.as_chunks::<2>();
     let (ys, _) = y.as_chunks_mut::<{ 2 * TILE }>();

@@ -36,8 +36,8 @@ use crate::kernels::q8::{self, tile_bytes};
 // registers per group of four columns).
 const _: () = assert!(TILE.is_multiple_of(16) && TILE > 0);
 
-/// The checks of [`q8::tile_q8`]: the number of rows to compute, or `None` when nothing is
-/// written.
+/// [`q8::tile_rows`] for this layout.
+#[inline]
 fn tile_rows(
     w: &[u8],
     w_scales: &[u8],
@@ -46,10 +46,7 @@ fn tile_rows(
     q: &[u8],
     y: &[f32],
 ) -> Option<usize> {
-    if cols == 0 || k_len > cols || q.len() < tile_bytes(k_len) {
-        return None;
-    }
-    Some((w.len() / cols).min(w_scales.len() / 4).min(y.len() / TILE))
+    q8::tile_rows(q8::SHAPE, (w, w_scales, cols), (k_len, q), y)
 }
 
 /// `Σ_{k < k_len} w[k]` in wrapping i32 (the VNNI correction), vectorised by the compiler.
