@@ -9,9 +9,9 @@
 //!   `CPUID`/`XGETBV` (cached in an atomic) and uses the AVX2 + FMA kernels for f32 weights,
 //!   the F16C kernels for f16 weights and the integer kernels (AVX2, AVX-512 VNNI, AVX-VNNI)
 //!   for int8 weights where the CPU and OS support them; a default `cargo build` gets them;
-//! - little-endian aarch64 (NEON is baseline): the `aarch64` module: dot products for f32 weights, tile
-//!   products for f32 and f16 weights, and integer int8 kernels (SMMLA where the CPU has
-//!   FEAT_I8MM, else SDOT where it has the dot-product extension, else plain NEON);
+//! - little-endian aarch64 (NEON is baseline): the `aarch64` module: dot products for f32
+//!   weights, tile products for f32 and f16 weights, and integer int8 kernels (SMMLA where the
+//!   CPU has FEAT_I8MM, else SDOT where it has the dot-product extension, else plain NEON);
 //! - Cortex-M with the DSP extension: [`cortex_m`] int8 (`SMLAD`) and f16 (`VCVTB`) kernels;
 //! - everything else: the generic kernels.
 //!
