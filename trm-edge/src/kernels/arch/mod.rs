@@ -217,72 +217,69 @@ pub(crate) fn limit() -> u8 {
 pub fn set_kernels(kernels: Kernels) -> Result<(), KernelsUnavailable> {
     let limit = match kernels {
         Kernels::Auto | Kernels::Generic => LIMIT_AUTO,
-        Kernels::Avx2 => {
-            #[cfg(target_arch = "x86_64")]
-            if !x86_64::cpu_has_avx2_fma_f16c() {
-                return Err(KernelsUnavailable("this CPU lacks AVX2, FMA or F16C"));
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            return Err(KernelsUnavailable("avx2 kernels exist only on x86_64"));
-            #[cfg(target_arch = "x86_64")]
-            LIMIT_AVX2
-        }
-        Kernels::AvxVnni => {
-            #[cfg(target_arch = "x86_64")]
-            if !(x86_64::cpu_has_avx2_fma_f16c() && x86_64::cpu_has_avxvnni()) {
-                return Err(KernelsUnavailable("this CPU lacks AVX-VNNI"));
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            return Err(KernelsUnavailable("avx-vnni kernels exist only on x86_64"));
-            #[cfg(target_arch = "x86_64")]
-            LIMIT_AVX_VNNI
-        }
-        Kernels::Neon => {
-            #[cfg(not(all(
-                target_arch = "aarch64",
-                target_endian = "little",
-                target_feature = "neon"
-            )))]
-            return Err(KernelsUnavailable(
-                "neon kernels exist only on little-endian aarch64",
-            ));
-            #[cfg(all(
-                target_arch = "aarch64",
-                target_endian = "little",
-                target_feature = "neon"
-            ))]
-            LIMIT_NEON
-        }
-        Kernels::Sdot => {
-            #[cfg(not(all(
-                target_arch = "aarch64",
-                target_endian = "little",
-                target_feature = "neon"
-            )))]
-            return Err(KernelsUnavailable(
-                "sdot kernels exist only on little-endian aarch64",
-            ));
-            #[cfg(all(
-                target_arch = "aarch64",
-                target_endian = "little",
-                target_feature = "neon"
-            ))]
-            if !aarch64::cpu_has_dotprod() {
-                return Err(KernelsUnavailable(
-                    "this CPU lacks the dot-product extension (SDOT)",
-                ));
-            }
-            #[cfg(all(
-                target_arch = "aarch64",
-                target_endian = "little",
-                target_feature = "neon"
-            ))]
-            LIMIT_SDOT
-        }
+        named => arch_limit(named)?,
     };
     LIMIT.store(limit, Ordering::Relaxed);
     set_simd(kernels != Kernels::Generic);
     Ok(())
+}
+
+/// Why a named set is refused on an architecture that does not have it.
+fn elsewhere(kernels: Kernels) -> KernelsUnavailable {
+    KernelsUnavailable(match kernels {
+        Kernels::Avx2 => "avx2 kernels exist only on x86_64",
+        Kernels::AvxVnni => "avx-vnni kernels exist only on x86_64",
+        Kernels::Neon => "neon kernels exist only on little-endian aarch64",
+        Kernels::Sdot => "sdot kernels exist only on little-endian aarch64",
+        Kernels::Auto | Kernels::Generic => "every build has these kernels",
+    })
+}
+
+/// The [`LIMIT`] for a named SIMD set on x86_64, if this CPU has its instructions.
+#[cfg(target_arch = "x86_64")]
+fn arch_limit(kernels: Kernels) -> Result<u8, KernelsUnavailable> {
+    match kernels {
+        Kernels::Avx2 if !x86_64::cpu_has_avx2_fma_f16c() => {
+            Err(KernelsUnavailable("this CPU lacks AVX2, FMA or F16C"))
+        }
+        Kernels::Avx2 => Ok(LIMIT_AVX2),
+        Kernels::AvxVnni if !(x86_64::cpu_has_avx2_fma_f16c() && x86_64::cpu_has_avxvnni()) => {
+            Err(KernelsUnavailable("this CPU lacks AVX-VNNI"))
+        }
+        Kernels::AvxVnni => Ok(LIMIT_AVX_VNNI),
+        other => Err(elsewhere(other)),
+    }
+}
+
+/// The [`LIMIT`] for a named SIMD set on little-endian aarch64, if this CPU has its
+/// instructions.
+#[cfg(all(
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_feature = "neon"
+))]
+fn arch_limit(kernels: Kernels) -> Result<u8, KernelsUnavailable> {
+    match kernels {
+        Kernels::Neon => Ok(LIMIT_NEON),
+        Kernels::Sdot if !aarch64::cpu_has_dotprod() => Err(KernelsUnavailable(
+            "this CPU lacks the dot-product extension (SDOT)",
+        )),
+        Kernels::Sdot => Ok(LIMIT_SDOT),
+        other => Err(elsewhere(other)),
+    }
+}
+
+/// Elsewhere no named SIMD set exists (Cortex-M picks its kernels at compile time).
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon"
+    )
+)))]
+fn arch_limit(kernels: Kernels) -> Result<u8, KernelsUnavailable> {
+    Err(elsewhere(kernels))
 }
 
 /// [`simd_enabled`], for the architecture modules.
