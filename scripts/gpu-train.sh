@@ -20,6 +20,10 @@
 # `ldconfig -p | grep libvulkan` prints nothing, unpack the loader packages first; when no
 # device is found, point VK_DRIVER_FILES at the NVIDIA ICD json.
 #
+# Data: a run that trains on a file (`data.source = "file"` in its config, as models/checkpoint
+# does from the mixed stage on) needs that file at the same path: build it beforehand with
+# scripts/mix-data.sh and carry runs/cache/mix-e15-s30-h5.csv along (runs/ is not in git).
+#
 # Example (from the repository root on the GPU machine):
 #   scripts/gpu-train.sh ./trm-train-wgpu models/checkpoint 8 "$OUT/gpu-run"
 set -euo pipefail
@@ -42,6 +46,14 @@ backend=${BACKEND:-wgpu}
 for f in config.toml checkpoint.safetensors; do
   [ -f "$src/$f" ] || { echo "gpu-train: $src/$f is missing (not a run directory)" >&2; exit 2; }
 done
+if grep -q '^source = "file"' "$src/config.toml"; then
+  data=$(sed -n 's/^path = "\(.*\)"$/\1/p' "$src/config.toml")
+  [ -f "$data" ] || {
+    echo "gpu-train: the run trains on $data (data.source = file), which is missing here;" \
+      "build it with scripts/mix-data.sh and bring it along" >&2
+    exit 2
+  }
+fi
 if ! [[ $minutes =~ ^[0-9]+(\.[0-9]+)?$ ]] || [[ $minutes =~ ^0+(\.0+)?$ ]]; then
   echo "gpu-train: MINUTES must be a positive number, got '$minutes'" >&2
   exit 2
