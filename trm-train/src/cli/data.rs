@@ -1,6 +1,5 @@
 //! `trm-train data generate` and `trm-train data check`.
 
-use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +13,7 @@ use trm_edge::sudoku::Grid;
 use crate::progress;
 use crate::stats::PuzzleStats;
 use trm_sudoku::generate::{GenSpec, generate};
-use trm_sudoku::io::{ExtremeWriter, LineError, Reader, Record};
+use trm_sudoku::io::{LineError, Reader, Record};
 use trm_sudoku::search::solve;
 
 /// `trm-train data ...`
@@ -92,16 +91,7 @@ fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
 
-    let source = format!("trm-gen-s{}", args.seed);
-    crate::atomic::write_with(&args.out, |out| {
-        let mut w = ExtremeWriter::new(out)?;
-        for g in &puzzles {
-            let (p, s) = (Grid::from_cells(g.puzzle)?, Grid::from_cells(g.solution)?);
-            w.write(&source, &p, &s, g.rating)?;
-        }
-        w.finish()?.flush()?;
-        Ok(())
-    })?;
+    crate::train::puzzles::write_generated(&args.out, args.seed, &puzzles)?;
 
     let mut stats = PuzzleStats::default();
     for g in &puzzles {

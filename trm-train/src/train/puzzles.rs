@@ -14,7 +14,7 @@ use trm_edge::sudoku::{CELLS, Grid};
 use super::config::{DataSection, DataSource};
 use crate::dataset::{self, Dataset, DatasetSpec, Split};
 use crate::model::Batch;
-use trm_sudoku::generate::{GenSpec, generate};
+use trm_sudoku::generate::{GenSpec, Generated, generate};
 use trm_sudoku::io::{ExtremeWriter, Reader};
 use trm_sudoku::search::solve;
 
@@ -96,15 +96,7 @@ fn generated_base(
     }
     fs::create_dir_all(&data.cache_dir)
         .with_context(|| format!("cannot create {}", data.cache_dir))?;
-    crate::atomic::write_with(&path, |out| {
-        let mut w = ExtremeWriter::new(out)?;
-        let source = format!("trm-gen-s{}", data.seed);
-        for (g, (p, s)) in puzzles.iter().zip(&base) {
-            w.write(&source, p, s, g.rating)?;
-        }
-        w.finish()?.flush()?;
-        Ok(())
-    })?;
+    write_generated(&path, data.seed, &puzzles)?;
     log(&format!(
         "data: generated {count} puzzles ({}..={} givens) in {:.1} s, cached at {}",
         data.clues_min,
@@ -113,6 +105,21 @@ fn generated_base(
         path.display()
     ));
     Ok(base)
+}
+
+/// Writes generated puzzles, atomically, as Sudoku-Extreme CSV with the source `trm-gen-s{seed}`:
+/// the one format of `data generate` and of the generated-set cache (same settings, same bytes).
+pub fn write_generated(path: &Path, seed: u64, puzzles: &[Generated]) -> Result<()> {
+    let source = format!("trm-gen-s{seed}");
+    crate::atomic::write_with(path, |out| {
+        let mut w = ExtremeWriter::new(out)?;
+        for g in puzzles {
+            let (p, s) = (Grid::from_cells(g.puzzle)?, Grid::from_cells(g.solution)?);
+            w.write(&source, &p, &s, g.rating)?;
+        }
+        w.finish()?.flush()?;
+        Ok(())
+    })
 }
 
 /// The first `count` puzzles of a file with their solutions; the file must hold that many.
