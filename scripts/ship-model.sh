@@ -8,6 +8,10 @@
 #
 #   scripts/ship-model.sh [RUN_DIR]
 #
+# CONFIG names the config file the run started from (default configs/NAME.toml, NAME being the
+# run's config name); the provenance cites it and the committed checkpoint's config takes its
+# name. Stage changes made with `--set` on resume are in the config's header and the console log.
+#
 # WEIGHTS=raw ships the raw optimised weights instead of their EMA (early in a run, while the
 # weights still move fast, the average of their trajectory can be the worse model: compare
 # both with `trm-train eval --weights ema|raw` on the held-out puzzles first).
@@ -21,6 +25,17 @@ out=${MODELS:-models}
 results=${RESULTS:-results/shipped-model}
 cargo build --release -q -p trm-train
 train=target/release/trm-train
+for f in config.toml checkpoint.safetensors model.safetensors metrics.jsonl; do
+  [ -f "$run/$f" ] || { echo "ship-model: $run/$f is missing (is $run a training run directory?)" >&2; exit 2; }
+done
+run_name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$run/config.toml")
+config=${CONFIG:-configs/$run_name.toml}
+if [ ! -f "$config" ]; then
+  echo "ship-model: $config does not exist (the run is named \"$run_name\"): give the config file" \
+    "the run started from, e.g. CONFIG=configs/sudoku-edge.toml $0 $run" >&2
+  exit 2
+fi
+config_name=$(basename "$config" .toml)
 
 mkdir -p "$out/checkpoint" "$results/plots"
 # One consistent snapshot of the run directory.
@@ -35,7 +50,7 @@ done
 # The previous shipped checkpoint is in git; compact refuses to replace a full one otherwise.
 rm -f "$out/checkpoint/checkpoint.safetensors"
 "$train" compact --checkpoint "$snap" --out "$out/checkpoint"
-cp "$snap/metrics.jsonl" "$out/checkpoint/"
+sed -i "s/^name = \".*\"/name = \"$config_name\"/" "$out/checkpoint/config.toml"
 # The console log of the run (stage changes are marked there), where it is kept beside the run.
 if [ -f "$run.log" ]; then cp "$run.log" "$out/checkpoint/train.log"; fi
 
@@ -49,9 +64,11 @@ cp "$snap/eval.txt" "$results/plots/budget.txt"
 # The checkpoint's step (as `eval` read it): metrics.jsonl may already hold a later line, logged
 # after the last checkpoint.
 step=$(sed -n 's/^eval: step \([0-9]*\) of .*/\1/p' "$snap/eval.txt")
+awk -v max="$step" -F'"step":' 'NF > 1 { split($2, a, ","); if (a[1] + 0 <= max) print }' \
+  "$snap/metrics.jsonl" > "$out/checkpoint/metrics.jsonl"
 # Wall time over every segment of the run (elapsed_s restarts at each resume).
 wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
-    if (t < last) total += last; last = t } END { printf "%.0f", total + last }' "$snap/metrics.jsonl")
+    if (t < last) total += last; last = t } END { printf "%.0f", total + last }' "$out/checkpoint/metrics.jsonl")
 {
   echo "# Provenance of the shipped model"
   echo
@@ -61,10 +78,12 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
   echo "- SHA-256: "
   for d in f32 f16 int8; do echo "  - \`sudoku-$d.trm\`: \`$(sha256sum "$out/sudoku-$d.trm" | cut -d' ' -f1)\`"; done
   echo "- Git revision of the exporting tree: \`$(git rev-parse HEAD)\`$(git diff --quiet HEAD -- trm-train trm-edge || echo ' (with local changes)')"
-  echo "- Training: \`cargo run --release -p trm-train -- train --config configs/$(sed -n 's/^name = "\(.*\)"/\1/p' "$snap/config.toml").toml --out $run\`,"
-  echo "  continued with \`train --resume $run\` after interruptions. Seed, data generator"
-  echo "  settings (givens range, puzzle count, augmentations, generator seed) and every"
-  echo "  hyper-parameter: \`checkpoint/config.toml\` (the run's resolved config)."
+  echo "- Training: \`cargo run --release -p trm-train -- train --config $config --out RUN\`,"
+  echo "  continued with \`train --resume RUN\` after interruptions and at each stage change of"
+  echo "  the config's header (\`--set\` overrides; the console log marks each resume), shipped from"
+  echo "  \`$run\`. Seed, data settings (source, givens range, puzzle count, augmentations, generator"
+  echo "  seed) and every hyper-parameter at this step: \`checkpoint/config.toml\` (the run's"
+  echo "  resolved config)."
   if [ -f "$out/checkpoint/train.log" ]; then
     echo "- Console log (resumes and \`--set\` stage changes, held-out evaluations):"
     echo "  \`checkpoint/train.log\`."
@@ -83,6 +102,6 @@ wall=$(awk -F'"elapsed_s":' 'NF > 1 { split($2, a, ","); t = a[1] + 0;
   cat "$snap/eval.txt"
   echo '```'
   echo
-  echo "Last training line: \`$(tail -1 "$snap/metrics.jsonl" | cut -c1-400)\`"
+  echo "Last training line: \`$(tail -1 "$out/checkpoint/metrics.jsonl" | cut -c1-400)\`"
 } > "$out/PROVENANCE.md"
 echo "shipped step $step into $out/"

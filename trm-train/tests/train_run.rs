@@ -134,6 +134,65 @@ fn train_writes_the_run_dir_and_resume_continues_exactly() {
     assert_eq!(loss(&lines), loss(&lr));
 }
 
+/// `--set train.ema_rate=…` on resume changes the rate of the average from the resumed step
+/// (the checkpoint restores the average with its saved rate), without touching the training
+/// itself; 0 drops the average, and a rate > 0 starts one where the checkpoint had none.
+#[test]
+fn resume_applies_a_new_ema_rate() {
+    let root = scratch("ema_rate_resume");
+    let cache = root.join("cache");
+    let base = run(tiny(&cache, 3), &root.join("base"), false);
+    assert_eq!(base.step, 3);
+    let resume_with = |name: &str, rate: &str| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, METRICS_FILE] {
+            std::fs::copy(root.join("base").join(f), dir.join(f)).unwrap();
+        }
+        let config = TrainConfig::read(&dir.join(CONFIG_FILE))
+            .unwrap()
+            .with_overrides(&["train.steps=6".into(), format!("train.ema_rate={rate}")])
+            .unwrap();
+        run(config, &dir, true);
+        tensors(&dir.join(CHECKPOINT_FILE))
+    };
+    let saved_rate = tiny(&cache, 3).train.ema_rate;
+    assert!(saved_rate > 0.0 && saved_rate != 0.5);
+    let (same, m_same) = resume_with("same", &saved_rate.to_string());
+    let (fast, m_fast) = resume_with("fast", "0.5");
+    assert_eq!(m_same["ema_rate"], saved_rate.to_string());
+    assert_eq!(m_fast["ema_rate"], "0.5");
+    let ema: Vec<&String> = same.keys().filter(|k| k.starts_with("ema.")).collect();
+    assert!(!ema.is_empty());
+    // The optimised weights do not depend on the average; the average does on its rate.
+    for (name, bytes) in &same {
+        if !name.starts_with("ema.") {
+            assert!(fast[name] == *bytes, "{name} differs");
+        }
+    }
+    assert!(
+        ema.iter().any(|k| fast[*k] != same[*k]),
+        "the new rate was not applied"
+    );
+
+    let (none, m_none) = resume_with("none", "0.0");
+    assert_eq!(m_none["ema_rate"], "0");
+    assert!(!none.keys().any(|k| k.starts_with("ema.")));
+    // And back: a run without an average starts one.
+    let dir = root.join("none");
+    let config = TrainConfig::read(&dir.join(CONFIG_FILE))
+        .unwrap()
+        .with_overrides(&["train.steps=8".into(), "train.ema_rate=0.9".into()])
+        .unwrap();
+    run(config, &dir, true);
+    let (again, m_again) = tensors(&dir.join(CHECKPOINT_FILE));
+    assert_eq!(m_again["ema_rate"], "0.9");
+    assert_eq!(
+        again.keys().filter(|k| k.starts_with("ema.")).count(),
+        ema.len()
+    );
+}
+
 #[test]
 fn a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder() {
     let root = scratch("failed_run");

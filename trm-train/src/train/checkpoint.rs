@@ -84,6 +84,37 @@ impl TrainState {
         }
     }
 
+    /// Makes the weight average follow `rate`, the resumed run's `train.ema_rate` (a checkpoint
+    /// restores the average with the rate it was saved with): a changed rate applies from the
+    /// next step, a rate > 0 without an average starts one at the current weights, and 0 drops
+    /// the average. Returns what changed, for the run's log.
+    pub fn set_ema_rate(&mut self, rate: f64) -> Option<String> {
+        match (self.ema.as_ref().map(|e| e.mu), rate > 0.0) {
+            (Some(old), true) if old != rate => {
+                if let Some(ema) = &mut self.ema {
+                    ema.mu = rate;
+                }
+                Some(format!(
+                    "EMA rate {old} (checkpoint) -> {rate} (train.ema_rate) from this step"
+                ))
+            }
+            (None, true) => {
+                self.ema = Some(Ema::new(&self.model, rate));
+                Some(format!(
+                    "EMA started at the current weights with rate {rate} (the checkpoint had none)"
+                ))
+            }
+            (Some(old), false) => {
+                self.ema = None;
+                Some(format!(
+                    "EMA (rate {old}) dropped: train.ema_rate = 0, so evaluation and export use \
+                     the raw weights"
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// The model that is evaluated and exported: the EMA weights when there is an EMA.
     pub fn eval_model(&self) -> Trm {
         match &self.ema {

@@ -171,8 +171,11 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
     let device = device_for(cfg.backend)?;
     let trm = cfg.trm()?;
 
+    let mut resumed_changes: Option<String> = None;
     let mut state = if opts.resume {
-        load_state(dir, cfg, &device)?
+        let mut state = load_state(dir, cfg, &device)?;
+        resumed_changes = state.set_ema_rate(cfg.train.ema_rate);
+        state
     } else {
         if dir.join(CHECKPOINT_FILE).exists() {
             bail!(
@@ -212,6 +215,9 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
         },
         rayon::current_num_threads()
     ));
+    if let Some(change) = resumed_changes {
+        reporter.line(&change);
+    }
     let data = load_dataset(&cfg.data, &mut |s: &str| reporter.line(s))?;
     if CATCH_SIGNALS.load(Ordering::SeqCst) {
         catch_signals();
