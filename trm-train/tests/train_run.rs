@@ -193,6 +193,35 @@ fn resume_applies_a_new_ema_rate() {
     );
 }
 
+/// A resumed run may change its batch size: the saved ACT carry (one row per batch row) is
+/// dropped and the rows start afresh, in both directions.
+#[test]
+fn resume_with_another_batch_size_restarts_the_rows() {
+    let root = scratch("batch_resume");
+    let cache = root.join("cache");
+    run(tiny(&cache, 3), &root.join("base"), false);
+    for batch in [4usize, 16] {
+        let dir = root.join(format!("b{batch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, METRICS_FILE] {
+            std::fs::copy(root.join("base").join(f), dir.join(f)).unwrap();
+        }
+        let config = TrainConfig::read(&dir.join(CONFIG_FILE))
+            .unwrap()
+            .with_overrides(&[
+                "train.steps=5".into(),
+                format!("train.global_batch_size={batch}"),
+                format!("train.eval_batch_size={batch}"),
+            ])
+            .unwrap();
+        let s = run(config, &dir, true);
+        assert_eq!(s.step, 5);
+        let f = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+        assert_eq!(f.get("carry.z_H").unwrap().shape().as_slice()[0], batch);
+        assert_eq!(f.get("carry.steps").unwrap().shape().as_slice(), [batch]);
+    }
+}
+
 #[test]
 fn a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder() {
     let root = scratch("failed_run");

@@ -115,6 +115,20 @@ impl TrainState {
         }
     }
 
+    /// Fits the ACT carry to `batch_size` rows, the resumed run's `train.global_batch_size`: a
+    /// carry saved with another batch size is dropped, so every row starts a fresh puzzle.
+    /// Returns what changed, for the run's log.
+    pub fn fit_batch_size(&mut self, batch_size: usize) -> Option<String> {
+        let rows = self.carry.as_ref()?.steps.len();
+        (rows != batch_size).then(|| {
+            self.carry = None;
+            format!(
+                "batch size {rows} (checkpoint) -> {batch_size} (train.global_batch_size): \
+                 every row starts a fresh puzzle"
+            )
+        })
+    }
+
     /// The model that is evaluated and exported: the EMA weights when there is an EMA.
     pub fn eval_model(&self) -> Trm {
         match &self.ema {

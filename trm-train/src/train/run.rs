@@ -171,10 +171,12 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
     let device = device_for(cfg.backend)?;
     let trm = cfg.trm()?;
 
-    let mut resumed_changes: Option<String> = None;
+    let mut resumed_changes: Vec<String> = Vec::new();
     let mut state = if opts.resume {
         let mut state = load_state(dir, cfg, &device)?;
-        resumed_changes = state.set_ema_rate(cfg.train.ema_rate);
+        let ema = state.set_ema_rate(cfg.train.ema_rate);
+        let batch = state.fit_batch_size(cfg.train.global_batch_size);
+        resumed_changes = [ema, batch].into_iter().flatten().collect();
         state
     } else {
         if dir.join(CHECKPOINT_FILE).exists() {
@@ -215,8 +217,8 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
         },
         rayon::current_num_threads()
     ));
-    if let Some(change) = resumed_changes {
-        reporter.line(&change);
+    for change in &resumed_changes {
+        reporter.line(change);
     }
     let data = load_dataset(&cfg.data, &mut |s: &str| reporter.line(s))?;
     if CATCH_SIGNALS.load(Ordering::SeqCst) {
