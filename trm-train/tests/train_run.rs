@@ -222,6 +222,37 @@ fn resume_with_another_batch_size_restarts_the_rows() {
     }
 }
 
+/// A resume whose overrides fail (here a data file that does not exist) changes nothing in
+/// the run directory, so the plain resume still works afterwards.
+#[test]
+fn a_failed_resume_leaves_the_run_config_as_it_was() {
+    let root = scratch("failed_resume");
+    let dir = root.join("run");
+    run(tiny(&root.join("cache"), 3), &dir, false);
+    let before = std::fs::read(dir.join(CONFIG_FILE)).unwrap();
+    let bad = TrainConfig::read(&dir.join(CONFIG_FILE))
+        .unwrap()
+        .with_overrides(&[
+            "train.steps=6".into(),
+            "data.source=\"file\"".into(),
+            format!("data.path=\"{}\"", root.join("missing.csv").display()),
+        ])
+        .unwrap();
+    let err = train(&RunOptions {
+        config: bad,
+        run_dir: dir.clone(),
+        resume: true,
+    })
+    .expect_err("the data file is missing");
+    assert!(format!("{err:#}").contains("missing.csv"), "{err:#}");
+    assert_eq!(std::fs::read(dir.join(CONFIG_FILE)).unwrap(), before);
+    let config = TrainConfig::read(&dir.join(CONFIG_FILE))
+        .unwrap()
+        .with_overrides(&["train.steps=6".into()])
+        .unwrap();
+    assert_eq!(run(config, &dir, true).step, 6);
+}
+
 #[test]
 fn a_new_run_that_fails_before_its_first_checkpoint_leaves_no_folder() {
     let root = scratch("failed_run");

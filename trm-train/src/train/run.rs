@@ -193,8 +193,6 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
             &device,
         )
     };
-    let config_toml = cfg.to_toml();
-    crate::atomic::write_bytes(&dir.join(CONFIG_FILE), config_toml.as_bytes())?;
     let log = MetricsLog::open(dir, opts.resume.then_some(state.step))?;
 
     let total = cfg.train.steps;
@@ -221,6 +219,10 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
         reporter.line(change);
     }
     let data = load_dataset(&cfg.data, &mut |s: &str| reporter.line(s))?;
+    // Only now, with the data in hand: a resume whose overrides fail (a missing data file, say)
+    // leaves the run's config as it was.
+    let config_toml = cfg.to_toml();
+    crate::atomic::write_bytes(&dir.join(CONFIG_FILE), config_toml.as_bytes())?;
     if CATCH_SIGNALS.load(Ordering::SeqCst) {
         catch_signals();
     }
