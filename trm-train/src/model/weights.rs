@@ -260,7 +260,8 @@ impl SafetensorsFile {
         crate::atomic::write_bytes(path.as_ref(), &self.to_bytes()?)
     }
 
-    /// The safetensors bytes of tensors and metadata.
+    /// The safetensors bytes of tensors and metadata: the same file always gives the same
+    /// bytes (tensors by name, metadata keys sorted).
     pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
         use safetensors::Dtype;
         let mut names: Vec<&String> = self.tensors.keys().collect();
@@ -297,7 +298,9 @@ impl SafetensorsFile {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
-        Ok(safetensors::serialize(views, meta)?)
+        let mut bytes = safetensors::serialize(views, meta)?;
+        sort_header_metadata(&mut bytes)?;
+        Ok(bytes)
     }
 
     /// A tensor by name, or an error naming it.
@@ -316,6 +319,38 @@ impl SafetensorsFile {
     }
 }
 
+/// Rewrites the `__metadata__` object of a safetensors header with its keys sorted
+/// (`safetensors::serialize` writes them in hash-map order, which differs from run to run).
+/// The header keeps its length: the same pairs in another order.
+fn sort_header_metadata(bytes: &mut [u8]) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    let header = &bytes[8..8 + len];
+    let mut top: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)?;
+    let Some(meta) = top.remove("__metadata__") else {
+        return Ok(());
+    };
+    let meta: BTreeMap<String, String> = serde_json::from_value(meta)?;
+    // `__metadata__` first, as safetensors writes it, then the tensors (by name, as written).
+    let mut sorted = serde_json::to_vec(&serde_json::json!({ "__metadata__": meta }))?;
+    sorted.pop();
+    for (name, info) in top {
+        sorted.push(b',');
+        sorted.extend(serde_json::to_vec(&name)?);
+        sorted.push(b':');
+        sorted.extend(serde_json::to_vec(&info)?);
+    }
+    sorted.push(b'}');
+    ensure!(
+        sorted.len() <= len,
+        "safetensors header grew from {len} to {} bytes when sorted",
+        sorted.len()
+    );
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + len].fill(b' ');
+    Ok(())
+}
+
 fn le_vec<const N: usize, T>(raw: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
     raw.chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunk of N bytes")))
@@ -332,6 +367,25 @@ mod tests {
     #[allow(deprecated)]
     fn cpu() -> Device {
         Device::ndarray()
+    }
+
+    #[test]
+    fn the_same_file_gives_the_same_bytes() {
+        let file = || {
+            let mut f = SafetensorsFile::default();
+            for i in 0..12 {
+                f.metadata.insert(format!("key{i}"), format!("value {i}"));
+                f.tensors
+                    .insert(format!("t{i}"), TensorData::new(vec![i as f32; 3], [3]));
+            }
+            f
+        };
+        let (a, b) = (file().to_bytes().unwrap(), file().to_bytes().unwrap());
+        assert!(a == b, "two writes of the same file differ");
+        let back = SafetensorsFile::from_bytes(&a).unwrap();
+        assert_eq!(back.metadata, file().metadata);
+        assert_eq!(back.tensors.len(), 12);
+        assert_eq!(back.get("t7").unwrap().as_slice::<f32>().unwrap(), [7.0; 3]);
     }
 
     #[test]
