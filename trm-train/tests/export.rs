@@ -233,6 +233,33 @@ fn export_command_packs_a_run_in_every_dtype() {
     eprintln!("trained tiny model: trm-edge f32 vs burn worst relative error {err:.2e}");
     assert!(err <= TOL, "{err}");
 
+    // An output onto one of the run's own files is refused, and the file stays as it was.
+    let before = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    for args in [
+        vec![
+            "export",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--dtype",
+            "int8",
+        ],
+        vec!["data", "generate", "--count", "2", "--seed", "1"],
+    ] {
+        for file in ["checkpoint.safetensors", "config.toml"] {
+            let out = dir.join(file);
+            let run = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+                .args(&args)
+                .args(["--out", out.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(!run.status.success(), "{args:?} {file}: {stderr}");
+            assert!(stderr.contains("a file of the training run"), "{stderr}");
+        }
+    }
+    assert!(std::fs::read(dir.join("checkpoint.safetensors")).unwrap() == before);
+    TrainConfig::read(&dir.join("config.toml")).unwrap();
+
     // Neither source, or both, is a usage error.
     let run = Command::new(env!("CARGO_BIN_EXE_trm-train"))
         .args(["export", "--dtype", "f32", "--out", "x.trm"])

@@ -81,6 +81,7 @@ fn parse_range(s: &str) -> Result<RangeInclusive<usize>, String> {
 }
 
 fn run_generate(args: &GenerateArgs) -> Result<ExitCode> {
+    crate::train::run::refuse_run_file(&args.out)?;
     let spec = GenSpec {
         clues: args.clues.clone(),
         min_rating: args.min_rating,

@@ -11,7 +11,7 @@ use super::eval::Weights;
 use crate::export::{pack_model, pack_official};
 use crate::train::TrainConfig;
 use crate::train::checkpoint::CHECKPOINT_FILE;
-use crate::train::run::{CONFIG_FILE, load_state, train_device};
+use crate::train::run::{CONFIG_FILE, load_state, refuse_run_file, train_device};
 
 /// Storage type of the weight matrices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -58,6 +58,7 @@ pub struct ExportArgs {
 
 /// Runs `export`.
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    refuse_run_file(&args.out)?;
     let bytes = match (&args.checkpoint, &args.official) {
         (Some(dir), None) => {
             if !dir.join(CHECKPOINT_FILE).is_file() {

@@ -19,7 +19,7 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::checkpoint::{CHECKPOINT_FILE, TrainState};
+use super::checkpoint::{CHECKPOINT_FILE, TrainState, WEIGHTS_FILE};
 use super::config::{Backend, TrainConfig};
 use super::metrics::{
     EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
@@ -38,6 +38,33 @@ use crate::progress::TrainProgress;
 pub const CONFIG_FILE: &str = "config.toml";
 /// File name of the final summary inside a run directory.
 pub const REPORT_FILE: &str = "report.txt";
+
+/// Refuses `path` as an output file when it is one of a training run's own files (its folder
+/// holds a checkpoint): writing there would replace the run's state, config or log.
+pub fn refuse_run_file(path: &Path) -> Result<()> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(());
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let own = [
+        CHECKPOINT_FILE,
+        WEIGHTS_FILE,
+        CONFIG_FILE,
+        METRICS_FILE,
+        REPORT_FILE,
+    ];
+    if own.contains(&name) && dir.join(CHECKPOINT_FILE).is_file() {
+        bail!(
+            "{} is a file of the training run in {}; choose another --out",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
