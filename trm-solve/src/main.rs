@@ -365,9 +365,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     if cli.puzzle_time_limit.is_some() && cli.backend != BackendArg::Cpu {
         bail!("--puzzle-time-limit applies to the cpu backend only");
     }
+    let mut inputs = vec![("the model file", path.as_path())];
+    if let Some(input) = cli.input.as_deref().filter(|p| p.as_os_str() != "-") {
+        inputs.push(("the puzzle file", input));
+    }
     let mut trace = trace::Trace::create(
         cli.trace.as_deref(),
         cli.trace_html.as_deref(),
+        &inputs,
         &format!("model {}, {described}", path.display()),
     )?;
     let bar = progress(puzzles.len());

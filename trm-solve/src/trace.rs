@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use trm_edge::solver::StepView;
 use trm_edge::sudoku::{CELLS, Grid};
@@ -44,6 +44,15 @@ impl Sink {
     }
 }
 
+/// Whether two paths name one file: the same canonical path when both exist, else the same
+/// path as written.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// `q_halt` as a halting probability (the sigmoid the Q head is trained through).
 pub fn halt_probability(q_halt: f32) -> f32 {
     1.0 / (1.0 + (-q_halt).exp())
@@ -76,13 +85,33 @@ fn with_changes<'a>(
 impl Trace {
     /// Creates the files asked for (none: `Ok(None)`); `described`: the model and options,
     /// for the HTML page's heading.
+    /// Opens the trace files. `inputs` are the files the run reads (what each is, its path): a
+    /// trace file that is one of them, or both trace files on one path, is refused before
+    /// anything is written.
     pub fn create(
         jsonl: Option<&Path>,
         html: Option<&Path>,
+        inputs: &[(&str, &Path)],
         described: &str,
     ) -> Result<Option<Self>> {
         if jsonl.is_none() && html.is_none() {
             return Ok(None);
+        }
+        let outputs = [("--trace", jsonl), ("--trace-html", html)];
+        for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
+            for (what, input) in inputs {
+                if same_file(out, input) {
+                    bail!(
+                        "{flag} {} is {what}; writing the trace there would replace it",
+                        out.display()
+                    );
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (jsonl, html)
+            && same_file(a, b)
+        {
+            bail!("--trace and --trace-html name one file, {}", a.display());
         }
         let jsonl = jsonl.map(Sink::create).transpose()?;
         let mut html = html.map(Sink::create).transpose()?;

@@ -1029,3 +1029,48 @@ fn an_unwritable_trace_is_a_clear_error() {
         assert!(o.stdout.is_empty());
     }
 }
+
+#[test]
+fn a_trace_onto_an_input_file_is_refused_and_the_file_kept() {
+    let dir = temp_dir("trace_onto_input");
+    let model = write(&dir, "m.trm", random_model(3, DType::I8));
+    let input = write(&dir, "in.txt", pairs_file());
+    let (model_bytes, input_bytes) = (std::fs::read(&model).unwrap(), pairs_file());
+    // The same files under another spelling of their paths.
+    let model_alias = dir.join(".").join("m.trm");
+    for flag in ["--trace", "--trace-html"] {
+        for (target, what) in [
+            (&model_alias, "the model file"),
+            (&input, "the puzzle file"),
+        ] {
+            let o = run(&[
+                "--model",
+                model.to_str().unwrap(),
+                flag,
+                target.to_str().unwrap(),
+                input.to_str().unwrap(),
+            ]);
+            let err = stderr(&o);
+            assert_eq!(code(&o), 2, "{err}");
+            assert!(
+                err.contains(&format!("{flag} ")) && err.contains(what),
+                "{err}"
+            );
+            assert!(o.stdout.is_empty());
+        }
+    }
+    let same = dir.join("t.out");
+    let o = run(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--trace",
+        same.to_str().unwrap(),
+        "--trace-html",
+        same.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("name one file"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), input_bytes);
+}
