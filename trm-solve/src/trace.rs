@@ -84,10 +84,9 @@ fn with_changes<'a>(
 
 impl Trace {
     /// Creates the files asked for (none: `Ok(None)`); `described`: the model and options,
-    /// for the HTML page's heading.
-    /// Opens the trace files. `inputs` are the files the run reads (what each is, its path): a
-    /// trace file that is one of them, or both trace files on one path, is refused before
-    /// anything is written.
+    /// for the HTML page's heading. `inputs` are the files the run reads (what each is, its
+    /// path): a trace file that is one of them, or both trace files on one path, is refused
+    /// before anything is written.
     pub fn create(
         jsonl: Option<&Path>,
         html: Option<&Path>,
