@@ -134,6 +134,19 @@ fn train_writes_the_run_dir_and_resume_continues_exactly() {
     assert_eq!(loss(&lines), loss(&lr));
 }
 
+/// Copies the run in `from` to `to` and resumes it there with `sets` applied to its config.
+fn resume_copy(from: &Path, to: &Path, sets: &[String]) -> trm_train::train::Summary {
+    std::fs::create_dir_all(to).unwrap();
+    for f in [CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, METRICS_FILE] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    let config = TrainConfig::read(&to.join(CONFIG_FILE))
+        .unwrap()
+        .with_overrides(sets)
+        .unwrap();
+    run(config, to, true)
+}
+
 /// `--set train.ema_rate=…` on resume changes the rate of the average from the resumed step
 /// (the checkpoint restores the average with its saved rate), without touching the training
 /// itself; 0 drops the average, and a rate > 0 starts one where the checkpoint had none.
@@ -145,15 +158,8 @@ fn resume_applies_a_new_ema_rate() {
     assert_eq!(base.step, 3);
     let resume_with = |name: &str, rate: &str| {
         let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in [CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, METRICS_FILE] {
-            std::fs::copy(root.join("base").join(f), dir.join(f)).unwrap();
-        }
-        let config = TrainConfig::read(&dir.join(CONFIG_FILE))
-            .unwrap()
-            .with_overrides(&["train.steps=6".into(), format!("train.ema_rate={rate}")])
-            .unwrap();
-        run(config, &dir, true);
+        let sets = ["train.steps=6".into(), format!("train.ema_rate={rate}")];
+        resume_copy(&root.join("base"), &dir, &sets);
         tensors(&dir.join(CHECKPOINT_FILE))
     };
     let saved_rate = tiny(&cache, 3).train.ema_rate;
@@ -202,19 +208,12 @@ fn resume_with_another_batch_size_restarts_the_rows() {
     run(tiny(&cache, 3), &root.join("base"), false);
     for batch in [4usize, 16] {
         let dir = root.join(format!("b{batch}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in [CONFIG_FILE, CHECKPOINT_FILE, WEIGHTS_FILE, METRICS_FILE] {
-            std::fs::copy(root.join("base").join(f), dir.join(f)).unwrap();
-        }
-        let config = TrainConfig::read(&dir.join(CONFIG_FILE))
-            .unwrap()
-            .with_overrides(&[
-                "train.steps=5".into(),
-                format!("train.global_batch_size={batch}"),
-                format!("train.eval_batch_size={batch}"),
-            ])
-            .unwrap();
-        let s = run(config, &dir, true);
+        let sets = [
+            "train.steps=5".into(),
+            format!("train.global_batch_size={batch}"),
+            format!("train.eval_batch_size={batch}"),
+        ];
+        let s = resume_copy(&root.join("base"), &dir, &sets);
         assert_eq!(s.step, 5);
         let f = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
         assert_eq!(f.get("carry.z_H").unwrap().shape().as_slice()[0], batch);
