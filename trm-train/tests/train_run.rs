@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use trm_train::model::SafetensorsFile;
-use trm_train::train::checkpoint::{CHECKPOINT_FILE, CHECKSUM_KEY, WEIGHTS_FILE, seal};
+use trm_train::train::checkpoint::{
+    CHECKPOINT_FILE, CHECKSUM_KEY, SNAPSHOTS_DIR, WEIGHTS_FILE, seal,
+};
 use trm_train::train::metrics::{METRICS_FILE, MetricsLog, StopReason};
 use trm_train::train::run::{CONFIG_FILE, MAX_SANE_WEIGHT, load_state, train_device};
 use trm_train::train::{RunOptions, TrainConfig, train};
@@ -410,6 +412,195 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+}
+
+/// `trm-train average` writes the element-wise mean of the checkpoints' weights and EMA
+/// weights (no carry, no moments) with the newest config; eval and export read it, `train
+/// --resume` refuses it, and it never replaces a training checkpoint or mixes model shapes.
+#[test]
+fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
+    let root = scratch("train_average");
+    let (dir, cache) = (root.join("run"), root.join("cache"));
+    let trm = || Command::new(env!("CARGO_BIN_EXE_trm-train"));
+    run(tiny(&cache, 3), &dir, false);
+    let early = root.join("early");
+    std::fs::create_dir_all(&early).unwrap();
+    for f in [CHECKPOINT_FILE, CONFIG_FILE] {
+        std::fs::copy(dir.join(f), early.join(f)).unwrap();
+    }
+    run(tiny(&cache, 6), &dir, true);
+    let avg = root.join("avg");
+    let o = trm()
+        .arg("average")
+        .arg(&early)
+        .arg(&dir)
+        .arg("--out")
+        .arg(&avg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (
+        SafetensorsFile::read(early.join(CHECKPOINT_FILE)).unwrap(),
+        SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap(),
+    );
+    let m = SafetensorsFile::read(avg.join(CHECKPOINT_FILE)).unwrap();
+    let floats =
+        |t: &burn::tensor::TensorData| t.clone().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let mut checked = 0;
+    for (name, t) in &b.tensors {
+        if !(name.starts_with("model.") || name.starts_with("ema.")) {
+            assert!(!m.tensors.contains_key(name), "{name} kept");
+            continue;
+        }
+        let (x, y, z) = (
+            floats(&a.tensors[name]),
+            floats(t),
+            floats(&m.tensors[name]),
+        );
+        let moved = x.iter().zip(&y).any(|(p, q)| p != q);
+        checked += usize::from(moved);
+        for ((p, q), r) in x.iter().zip(&y).zip(&z) {
+            assert!(
+                (r - (p + q) / 2.0).abs() <= 1e-6 * (p.abs() + q.abs()),
+                "{name}"
+            );
+        }
+    }
+    assert!(
+        checked > 0,
+        "training moved no weight between steps 3 and 6"
+    );
+    assert_eq!(m.metadata["averaged"], "steps 3, 6");
+    assert_eq!(m.metadata["step"], "6");
+    assert_eq!(
+        std::fs::read(avg.join(CONFIG_FILE)).unwrap(),
+        std::fs::read(dir.join(CONFIG_FILE)).unwrap()
+    );
+    assert!(avg.join(WEIGHTS_FILE).is_file());
+    // Export reads it like a run directory.
+    let o = trm()
+        .args(["export", "--dtype", "f32", "--checkpoint"])
+        .arg(&avg)
+        .arg("--out")
+        .arg(root.join("avg.trm"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Resuming it is refused, and says why.
+    let o = trm()
+        .arg("train")
+        .arg("--resume")
+        .arg(&avg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("average of checkpoints (steps 3, 6"),
+        "{stderr}"
+    );
+    // A training checkpoint is never the output; the same checkpoint twice is refused.
+    let o = trm()
+        .arg("average")
+        .arg(&early)
+        .arg(&avg)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("holds a training checkpoint"), "{stderr}");
+    let o = trm()
+        .arg("average")
+        .arg(&dir)
+        .arg(&dir)
+        .arg("--out")
+        .arg(&avg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("is given twice"), "{stderr}");
+    // Another model shape is named, and nothing is written.
+    let wide = root.join("wide");
+    let sets = [
+        "model.hidden_size=32".to_string(),
+        "model.puzzle_emb_ndim=32".to_string(),
+    ];
+    run(tiny(&cache, 3).with_overrides(&sets).unwrap(), &wide, false);
+    let out = root.join("mixed");
+    let o = trm()
+        .arg("average")
+        .arg(&dir)
+        .arg(&wide)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not the same model"), "{stderr}");
+    assert!(!out.exists());
+}
+
+/// `train.keep_every` keeps the weights and EMA weights of every N-th step in
+/// `snapshots/step-N/` (no carry, no moments), exactly as the checkpoint of that step holds
+/// them; `average` reads the snapshots, `train --resume` refuses one.
+#[test]
+fn keep_every_keeps_weight_snapshots_for_average() {
+    let root = scratch("train_keep_every");
+    let (dir, cache) = (root.join("run"), root.join("cache"));
+    let keep = ["train.keep_every=2".to_string()];
+    run(tiny(&cache, 6).with_overrides(&keep).unwrap(), &dir, false);
+    let snaps = dir.join(SNAPSHOTS_DIR);
+    let mut names: Vec<String> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step-2", "step-4", "step-6"]);
+    let full = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let last = SafetensorsFile::read(snaps.join("step-6").join(CHECKPOINT_FILE)).unwrap();
+    for (name, t) in &full.tensors {
+        match last.tensors.get(name) {
+            Some(u) => assert!(t.as_bytes() == u.as_bytes(), "{name} differs"),
+            None => assert!(
+                name.starts_with("adam.") || name.starts_with("carry."),
+                "{name} missing"
+            ),
+        }
+    }
+    assert_eq!(
+        last.tensors.len(),
+        full.tensors
+            .keys()
+            .filter(|k| k.starts_with("model.") || k.starts_with("ema."))
+            .count()
+    );
+    assert_eq!(last.metadata["step"], "6");
+    assert_eq!(
+        std::fs::read(snaps.join("step-2").join(CONFIG_FILE)).unwrap(),
+        std::fs::read(dir.join(CONFIG_FILE)).unwrap()
+    );
+    let trm = || Command::new(env!("CARGO_BIN_EXE_trm-train"));
+    let o = trm()
+        .arg("average")
+        .args(names.iter().map(|n| snaps.join(n)))
+        .arg("--out")
+        .arg(root.join("mean"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mean = SafetensorsFile::read(root.join("mean").join(CHECKPOINT_FILE)).unwrap();
+    assert_eq!(mean.metadata["averaged"], "steps 2, 4, 6");
+    let o = trm()
+        .arg("train")
+        .arg("--resume")
+        .arg(snaps.join("step-4"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds a weight snapshot"), "{stderr}");
 }
 
 /// A run that blows up keeps a checkpoint that is really good: finite, with no weight above

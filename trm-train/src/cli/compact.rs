@@ -4,13 +4,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use clap::Args;
 
 use crate::model::SafetensorsFile;
-use crate::train::TrainConfig;
-use crate::train::checkpoint::{CHECKPOINT_FILE, TrainState, compact};
-use crate::train::run::{CONFIG_FILE, adam_config, train_device};
+use crate::train::checkpoint::{AVERAGED_KEY, CHECKPOINT_FILE, SNAPSHOT_KEY, compact};
+use crate::train::run::{CONFIG_FILE, RunFiles, read_run};
 
 /// Arguments of `compact`.
 #[derive(Debug, Args)]
@@ -43,34 +42,35 @@ pub fn run(args: CompactArgs) -> Result<ExitCode> {
         );
     }
     // Validate the source completely (it must restore as a training state) before writing.
-    // The config is read as text first: when `--out` is the source folder, the same file is
-    // written back (a copy onto itself would empty it).
-    let config_path = src.join(CONFIG_FILE);
-    let config_text = fs::read_to_string(&config_path)
-        .with_context(|| format!("{} is not a run directory", src.display()))?;
-    let cfg = TrainConfig::from_toml(&config_text)
-        .with_context(|| format!("bad config {}", config_path.display()))?;
-    let file = SafetensorsFile::read(&src_file)?;
-    let state = TrainState::from_file(
-        &file,
-        &cfg.trm()?,
-        adam_config(&cfg),
-        cfg.seed,
-        &train_device(),
-    )
-    .with_context(|| format!("restoring {}", src_file.display()))?;
+    // The config is kept as text: when `--out` is the source folder, the same file is written
+    // back (a copy onto itself would empty it).
+    let RunFiles {
+        config_text,
+        file,
+        state,
+        ..
+    } = read_run(src)?;
     crate::atomic::create_dir(&args.out)?;
     compact(&file).write(&out)?;
     crate::atomic::write_bytes(&args.out.join(CONFIG_FILE), config_text.as_bytes())?;
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let next = match file.metadata.get(AVERAGED_KEY) {
+        Some(steps) => format!("an average of checkpoints ({steps}), for eval and export"),
+        None if file.metadata.contains_key(SNAPSHOT_KEY) => {
+            "a weight snapshot, for eval, export and average".to_string()
+        }
+        None => format!(
+            "resume with `trm-train train --resume {}`",
+            args.out.display()
+        ),
+    };
     println!(
         "wrote {} (step {}, {} bytes; the full checkpoint has {} bytes): weights and EMA exact, \
-         Adam moments in bf16, no ACT carry; resume with `trm-train train --resume {}`",
+         Adam moments in bf16, no ACT carry; {next}",
         out.display(),
         state.step,
         size(&out),
         size(&src_file),
-        args.out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

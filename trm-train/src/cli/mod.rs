@@ -6,9 +6,12 @@
 //! trm-train train [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
 //! trm-train eval --checkpoint DIR [--data FILE] [--max-steps N] [--count N]
 //! trm-train export (--checkpoint DIR | --official FILE.safetensors) --dtype f32|f16|int8 --out FILE
+//! trm-train compact --checkpoint DIR --out DIR2
+//! trm-train average DIR DIR... --out DIR2
 //! trm-train            # the default run: `train` with configs/cpu-default.toml
 //! ```
 
+mod average;
 mod compact;
 mod data;
 mod eval;
@@ -45,6 +48,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Write a run's checkpoint in compact form (no ACT carry, bf16 Adam moments), to commit.
     Compact(compact::CompactArgs),
+    /// Average the weights of several checkpoints of a run, for eval and export.
+    Average(average::AverageArgs),
 }
 
 /// Parses the process arguments and runs the command; the exit code is the process's.
@@ -64,6 +69,7 @@ pub fn run() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Export(args)) => export::run(args),
         Some(Command::Compact(args)) => compact::run(args),
+        Some(Command::Average(args)) => average::run(args),
         None => train::run(train::TrainArgs::default(), cli.threads.is_some()),
     };
     result.unwrap_or_else(|e| {

@@ -33,6 +33,12 @@ pub const FORMAT: &str = "trm-train-checkpoint-v1";
 pub const COMPACT_NOTE: &str = "no ACT carry; Adam moments in bf16";
 /// Metadata key of the checksum ([`seal`], [`verify_checksum`]).
 pub const CHECKSUM_KEY: &str = "checksum";
+/// Metadata key of an [`average`] of checkpoints (its value names the averaged steps).
+pub const AVERAGED_KEY: &str = "averaged";
+/// Metadata key of a [`snapshot`] of a run's weights (`train.keep_every`).
+pub const SNAPSHOT_KEY: &str = "snapshot";
+/// Folder of a run directory that holds its [`snapshot`]s, one `step-N` folder each.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 /// Stream of the ChaCha8 generator that drives the halting exploration.
 const EXPLORATION_STREAM: u64 = 0x7472_6d5f_6578_706c;
 
@@ -399,6 +405,12 @@ impl TrainState {
     /// Writes the checkpoint and the evaluated weights into `dir`, each atomically.
     pub fn save(&self, dir: &Path, config: &str) -> Result<()> {
         self.to_file(config).write(dir.join(CHECKPOINT_FILE))?;
+        self.save_weights(dir)
+    }
+
+    /// Writes the evaluated weights (EMA when there is one) in the official state-dict layout
+    /// into `dir`, atomically.
+    pub fn save_weights(&self, dir: &Path) -> Result<()> {
         let weights = SafetensorsFile {
             tensors: self.eval_model().state_dict().into_iter().collect(),
             metadata: HashMap::from([
@@ -428,6 +440,85 @@ pub fn compact(f: &SafetensorsFile) -> SafetensorsFile {
     out.metadata.insert("compact".into(), COMPACT_NOTE.into());
     seal(&mut out);
     out
+}
+
+/// The snapshot of checkpoint `f` that `train.keep_every` keeps: its weights and EMA weights
+/// exactly, its metadata, and a [`SNAPSHOT_KEY`] entry; no ACT carry and no Adam moments (a
+/// third of the size). For evaluation, export and [`average`]: `train --resume` refuses it.
+pub fn snapshot(f: &SafetensorsFile) -> SafetensorsFile {
+    let mut out = f.clone();
+    out.tensors
+        .retain(|k, _| k.starts_with("model.") || k.starts_with("ema."));
+    out.metadata
+        .insert(SNAPSHOT_KEY.into(), "weights and EMA weights only".into());
+    seal(&mut out);
+    out
+}
+
+/// The weight average of checkpoints `files` (named by their source, for errors): the
+/// checkpoint `files[newest]` with every weight and EMA weight replaced by its mean over all of
+/// them (summed in f64), without ACT carry and Adam moments, and with an [`AVERAGED_KEY`]
+/// metadata entry naming the steps. Averaging checkpoints of one run a few hundred steps apart
+/// smooths the swings a single checkpoint shows (an EMA over a longer window). It is for
+/// evaluation and export: `train --resume` refuses it. All must have the same weight names and
+/// shapes.
+pub fn average(files: &[(String, &SafetensorsFile)], newest: usize) -> Result<SafetensorsFile> {
+    let (base_name, base) = files.get(newest).context("no checkpoint to average")?;
+    let averaged = |name: &str| name.starts_with("model.") || name.starts_with("ema.");
+    let mut out = SafetensorsFile {
+        tensors: HashMap::new(),
+        metadata: base.metadata.clone(),
+    };
+    for (name, t) in base.tensors.iter().filter(|(k, _)| averaged(k)) {
+        let mut sum = vec![0f64; t.num_elements()];
+        for (source, f) in files {
+            let u = f.tensors.get(name).with_context(|| {
+                format!("{source} has no {name}, which {base_name} has: not the same model")
+            })?;
+            ensure!(
+                u.shape() == t.shape(),
+                "{name} has shape {:?} in {source}, {:?} in {base_name}: not the same model",
+                u.shape().as_slice(),
+                t.shape().as_slice()
+            );
+            let v = u
+                .clone()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{source}: {name}: {e:?}"))?;
+            for (s, x) in sum.iter_mut().zip(v) {
+                *s += f64::from(x);
+            }
+        }
+        let n = files.len() as f64;
+        let mean: Vec<f32> = sum.into_iter().map(|s| (s / n) as f32).collect();
+        out.tensors
+            .insert(name.clone(), TensorData::new(mean, t.shape().clone()));
+    }
+    for (source, f) in files {
+        if let Some(extra) = f
+            .tensors
+            .keys()
+            .find(|k| averaged(k) && !base.tensors.contains_key(*k))
+        {
+            anyhow::bail!("{source} has {extra}, which {base_name} has not: not the same model");
+        }
+    }
+    let mut steps: Vec<u64> = files
+        .iter()
+        .map(|(source, f)| {
+            f.meta("step")?
+                .parse()
+                .with_context(|| format!("{source}: checkpoint metadata step is not a number"))
+        })
+        .collect::<Result<_>>()?;
+    steps.sort_unstable();
+    let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
+    out.metadata
+        .insert(AVERAGED_KEY.into(), format!("steps {}", steps.join(", ")));
+    out.metadata.remove("compact");
+    seal(&mut out);
+    Ok(out)
 }
 
 /// CRC-32 (ISO-HDLC) over every tensor (name, dtype, shape, bytes, in name order) and every

@@ -236,6 +236,10 @@ pub struct TrainSection {
     pub eval_batch_size: usize,
     /// Steps between checkpoints (0 = only at the end).
     pub checkpoint_every: u64,
+    /// Steps between kept weight snapshots (0 = none): `snapshots/step-N/` in the run directory
+    /// holds the weights and EMA weights of step N with the run's config, the inputs of
+    /// `trm-train average`.
+    pub keep_every: u64,
 }
 
 impl Default for TrainSection {
@@ -257,6 +261,7 @@ impl Default for TrainSection {
             eval_size: 0,
             eval_batch_size: 256,
             checkpoint_every: 1000,
+            keep_every: 0,
         }
     }
 }

@@ -19,7 +19,9 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::checkpoint::{CHECKPOINT_FILE, TrainState, WEIGHTS_FILE};
+use super::checkpoint::{
+    AVERAGED_KEY, CHECKPOINT_FILE, SNAPSHOT_KEY, SNAPSHOTS_DIR, TrainState, WEIGHTS_FILE, snapshot,
+};
 use super::config::{Backend, TrainConfig};
 use super::metrics::{
     EvalMetrics, IntervalSums, METRICS_FILE, MetricsLine, MetricsLog, StopReason, Summary,
@@ -108,6 +110,53 @@ pub fn adam_config(c: &TrainConfig) -> AdamAtan2Config {
         .with_weight_decay(c.train.weight_decay)
         .with_beta1(c.train.beta1)
         .with_beta2(c.train.beta2)
+}
+
+/// A run directory read whole by a command that writes its checkpoint elsewhere (`compact`,
+/// `average`): the config as text (to be written back byte for byte), the config, the
+/// checkpoint file and the training state it restores to.
+pub struct RunFiles {
+    /// `config.toml` as read.
+    pub config_text: String,
+    /// The parsed config.
+    pub config: TrainConfig,
+    /// `checkpoint.safetensors` as read.
+    pub file: SafetensorsFile,
+    /// The state the checkpoint restores to (restoring validates it completely).
+    pub state: TrainState,
+}
+
+/// Reads the config and checkpoint of `run_dir` and restores the state, so that a damaged or
+/// foreign checkpoint is refused before anything is written.
+pub fn read_run(run_dir: &Path) -> Result<RunFiles> {
+    let path = run_dir.join(CHECKPOINT_FILE);
+    if !path.is_file() {
+        bail!("{} has no {CHECKPOINT_FILE}", run_dir.display());
+    }
+    let config_path = run_dir.join(CONFIG_FILE);
+    let config_text = fs::read_to_string(&config_path)
+        .with_context(|| format!("{} is not a run directory", run_dir.display()))?;
+    let config = TrainConfig::from_toml(&config_text)
+        .with_context(|| format!("bad config {}", config_path.display()))?;
+    let file = SafetensorsFile::read(&path)?;
+    let state = restore(&file, &config).with_context(|| format!("restoring {}", path.display()))?;
+    Ok(RunFiles {
+        config_text,
+        config,
+        file,
+        state,
+    })
+}
+
+/// The training state of checkpoint `file` for the model of `config`.
+pub fn restore(file: &SafetensorsFile, config: &TrainConfig) -> Result<TrainState> {
+    TrainState::from_file(
+        file,
+        &config.trm()?,
+        adam_config(config),
+        config.seed,
+        &train_device(),
+    )
 }
 
 /// Reads the checkpoint of `run_dir` for the model of `config`.
@@ -200,6 +249,21 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
 
     let mut resumed_changes: Vec<String> = Vec::new();
     let mut state = if opts.resume {
+        let meta = SafetensorsFile::read(dir.join(CHECKPOINT_FILE))?.metadata;
+        if let Some(steps) = meta.get(AVERAGED_KEY) {
+            bail!(
+                "{} holds an average of checkpoints ({steps}; `trm-train average`), which is for \
+                 eval and export; resume one of the runs it averages",
+                dir.display()
+            );
+        }
+        if meta.contains_key(SNAPSHOT_KEY) {
+            bail!(
+                "{} holds a weight snapshot (`train.keep_every`: no optimiser state), which is \
+                 for eval, export and `trm-train average`; resume the run directory it was kept in",
+                dir.display()
+            );
+        }
         let mut state = load_state(dir, cfg, &device)?;
         let ema = state.set_ema_rate(cfg.train.ema_rate);
         let batch = state.fit_batch_size(cfg.train.global_batch_size);
@@ -332,8 +396,14 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
             sums = IntervalSums::default();
         }
         let ckpt_due = cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0;
-        if (ckpt_due || last) && save(&state, dir, &config_toml, saved_step, &health, &reporter)? {
+        let keep_due = cfg.train.keep_every > 0 && step % cfg.train.keep_every == 0;
+        if (ckpt_due || keep_due || last)
+            && save(&state, dir, &config_toml, saved_step, &health, &reporter)?
+        {
             saved_step = Some(step);
+            if keep_due {
+                keep_snapshot(&state, dir, &config_toml)?;
+            }
         }
     }
 
@@ -507,6 +577,15 @@ fn save(
     }
     state.save(dir, config_toml)?;
     Ok(true)
+}
+
+/// Writes the [`snapshot`] of `state` and the run's config into `snapshots/step-N/` of `dir`
+/// (`train.keep_every`), each file atomically.
+fn keep_snapshot(state: &TrainState, dir: &Path, config_toml: &str) -> Result<()> {
+    let out = dir.join(SNAPSHOTS_DIR).join(format!("step-{}", state.step));
+    crate::atomic::create_dir(&out)?;
+    snapshot(&state.to_file(config_toml)).write(out.join(CHECKPOINT_FILE))?;
+    crate::atomic::write_bytes(&out.join(CONFIG_FILE), config_toml.as_bytes())
 }
 
 fn kept_message(saved: Option<u64>, dir: &Path) -> String {
