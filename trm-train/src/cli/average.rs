@@ -10,7 +10,7 @@ use clap::Args;
 use crate::model::SafetensorsFile;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::{AVERAGED_KEY, CHECKPOINT_FILE, average};
-use crate::train::run::{CONFIG_FILE, RunFiles, read_run, restore};
+use crate::train::run::{CONFIG_FILE, RunFiles, read_run, restore, train_device};
 
 /// Arguments of `average`.
 #[derive(Debug, Args)]
@@ -65,8 +65,12 @@ pub fn run(args: AverageArgs) -> Result<ExitCode> {
     let averaged = average(&files, newest)?;
     // The result must restore as well (shapes, checksum), with the newest source's config.
     let config_text = &sources[newest].2;
-    let state = restore(&averaged, &TrainConfig::from_toml(config_text)?)
-        .context("the averaged checkpoint does not restore")?;
+    let state = restore(
+        &averaged,
+        &TrainConfig::from_toml(config_text)?,
+        &train_device(),
+    )
+    .context("the averaged checkpoint does not restore")?;
     crate::atomic::create_dir(&args.out)?;
     averaged.write(&out_file)?;
     crate::atomic::write_bytes(&args.out.join(CONFIG_FILE), config_text.as_bytes())?;

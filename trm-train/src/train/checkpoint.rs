@@ -442,13 +442,18 @@ pub fn compact(f: &SafetensorsFile) -> SafetensorsFile {
     out
 }
 
+/// Whether checkpoint tensor `name` is a weight or an EMA weight (not an Adam moment or part of
+/// the ACT carry).
+fn is_weight(name: &str) -> bool {
+    name.starts_with("model.") || name.starts_with("ema.")
+}
+
 /// The snapshot of checkpoint `f` that `train.keep_every` keeps: its weights and EMA weights
 /// exactly, its metadata, and a [`SNAPSHOT_KEY`] entry; no ACT carry and no Adam moments (a
 /// third of the size). For evaluation, export and [`average`]: `train --resume` refuses it.
 pub fn snapshot(f: &SafetensorsFile) -> SafetensorsFile {
     let mut out = f.clone();
-    out.tensors
-        .retain(|k, _| k.starts_with("model.") || k.starts_with("ema."));
+    out.tensors.retain(|k, _| is_weight(k));
     out.metadata
         .insert(SNAPSHOT_KEY.into(), "weights and EMA weights only".into());
     seal(&mut out);
@@ -464,12 +469,11 @@ pub fn snapshot(f: &SafetensorsFile) -> SafetensorsFile {
 /// shapes.
 pub fn average(files: &[(String, &SafetensorsFile)], newest: usize) -> Result<SafetensorsFile> {
     let (base_name, base) = files.get(newest).context("no checkpoint to average")?;
-    let averaged = |name: &str| name.starts_with("model.") || name.starts_with("ema.");
     let mut out = SafetensorsFile {
         tensors: HashMap::new(),
         metadata: base.metadata.clone(),
     };
-    for (name, t) in base.tensors.iter().filter(|(k, _)| averaged(k)) {
+    for (name, t) in base.tensors.iter().filter(|(k, _)| is_weight(k)) {
         let mut sum = vec![0f64; t.num_elements()];
         for (source, f) in files {
             let u = f.tensors.get(name).with_context(|| {
@@ -499,7 +503,7 @@ pub fn average(files: &[(String, &SafetensorsFile)], newest: usize) -> Result<Sa
         if let Some(extra) = f
             .tensors
             .keys()
-            .find(|k| averaged(k) && !base.tensors.contains_key(*k))
+            .find(|k| is_weight(k) && !base.tensors.contains_key(*k))
         {
             anyhow::bail!("{source} has {extra}, which {base_name} has not: not the same model");
         }

@@ -113,13 +113,11 @@ pub fn adam_config(c: &TrainConfig) -> AdamAtan2Config {
 }
 
 /// A run directory read whole by a command that writes its checkpoint elsewhere (`compact`,
-/// `average`): the config as text (to be written back byte for byte), the config, the
-/// checkpoint file and the training state it restores to.
+/// `average`): the config as text (to be written back byte for byte), the checkpoint file and
+/// the training state it restores to.
 pub struct RunFiles {
     /// `config.toml` as read.
     pub config_text: String,
-    /// The parsed config.
-    pub config: TrainConfig,
     /// `checkpoint.safetensors` as read.
     pub file: SafetensorsFile,
     /// The state the checkpoint restores to (restoring validates it completely).
@@ -139,38 +137,35 @@ pub fn read_run(run_dir: &Path) -> Result<RunFiles> {
     let config = TrainConfig::from_toml(&config_text)
         .with_context(|| format!("bad config {}", config_path.display()))?;
     let file = SafetensorsFile::read(&path)?;
-    let state = restore(&file, &config).with_context(|| format!("restoring {}", path.display()))?;
+    let state = restore(&file, &config, &train_device())
+        .with_context(|| format!("restoring {}", path.display()))?;
     Ok(RunFiles {
         config_text,
-        config,
         file,
         state,
     })
 }
 
-/// The training state of checkpoint `file` for the model of `config`.
-pub fn restore(file: &SafetensorsFile, config: &TrainConfig) -> Result<TrainState> {
+/// The training state of checkpoint `file` for the model of `config`, on `device`.
+pub fn restore(
+    file: &SafetensorsFile,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<TrainState> {
     TrainState::from_file(
         file,
         &config.trm()?,
         adam_config(config),
         config.seed,
-        &train_device(),
+        device,
     )
 }
 
 /// Reads the checkpoint of `run_dir` for the model of `config`.
 pub fn load_state(run_dir: &Path, config: &TrainConfig, device: &Device) -> Result<TrainState> {
     let path = run_dir.join(CHECKPOINT_FILE);
-    let file = SafetensorsFile::read(&path)?;
-    TrainState::from_file(
-        &file,
-        &config.trm()?,
-        adam_config(config),
-        config.seed,
-        device,
-    )
-    .with_context(|| format!("restoring {}", path.display()))
+    restore(&SafetensorsFile::read(&path)?, config, device)
+        .with_context(|| format!("restoring {}", path.display()))
 }
 
 /// The signal that asked the training loop to stop (0: none yet).
@@ -249,22 +244,24 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
 
     let mut resumed_changes: Vec<String> = Vec::new();
     let mut state = if opts.resume {
-        let meta = SafetensorsFile::read(dir.join(CHECKPOINT_FILE))?.metadata;
-        if let Some(steps) = meta.get(AVERAGED_KEY) {
+        let path = dir.join(CHECKPOINT_FILE);
+        let file = SafetensorsFile::read(&path)?;
+        if let Some(steps) = file.metadata.get(AVERAGED_KEY) {
             bail!(
                 "{} holds an average of checkpoints ({steps}; `trm-train average`), which is for \
                  eval and export; resume one of the runs it averages",
                 dir.display()
             );
         }
-        if meta.contains_key(SNAPSHOT_KEY) {
+        if file.metadata.contains_key(SNAPSHOT_KEY) {
             bail!(
                 "{} holds a weight snapshot (`train.keep_every`: no optimiser state), which is \
                  for eval, export and `trm-train average`; resume the run directory it was kept in",
                 dir.display()
             );
         }
-        let mut state = load_state(dir, cfg, &device)?;
+        let mut state = restore(&file, cfg, &device)
+            .with_context(|| format!("restoring {}", path.display()))?;
         let ema = state.set_ema_rate(cfg.train.ema_rate);
         let batch = state.fit_batch_size(cfg.train.global_batch_size);
         resumed_changes = [ema, batch].into_iter().flatten().collect();
