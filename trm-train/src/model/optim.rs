@@ -221,6 +221,11 @@ pub fn sign_sgd_step(
 /// The official learning-rate schedule (`cosine_schedule_with_warmup_lr_lambda`): linear warm-up
 /// from 0, then cosine from `base_lr` down to `min_ratio · base_lr` (`min_ratio = 1` gives a
 /// constant rate, as in the Sudoku recipe).
+///
+/// `decay_start` holds the rate at `base_lr` until that step and runs the cosine from there to
+/// `total_steps` (warm-up, stable, decay): a constant-rate run can be forked and annealed at any
+/// step. At 0 (or any step inside the warm-up) the cosine starts right after the warm-up, which
+/// is the official schedule.
 #[derive(Config, Debug)]
 pub struct LrSchedule {
     /// Peak learning rate.
@@ -233,6 +238,9 @@ pub struct LrSchedule {
     /// Final ratio of the cosine (`lr_min_ratio`).
     #[config(default = 1.0)]
     pub min_ratio: f64,
+    /// First step of the cosine (`lr_decay_start`; 0 = the end of the warm-up).
+    #[config(default = 0)]
+    pub decay_start: u64,
 }
 
 impl LrSchedule {
@@ -242,8 +250,13 @@ impl LrSchedule {
         if step < self.warmup_steps {
             return self.base_lr * step as f64 / self.warmup_steps.max(1) as f64;
         }
-        let progress = (step - self.warmup_steps) as f64
-            / (self.total_steps.saturating_sub(self.warmup_steps)).max(1) as f64;
+        let start = self.decay_start.max(self.warmup_steps);
+        if step < start {
+            return self.base_lr;
+        }
+        let progress = ((step - start) as f64
+            / (self.total_steps.saturating_sub(start)).max(1) as f64)
+            .min(1.0);
         let cos = 0.5 * (1.0 + (std::f64::consts::PI * 0.5 * 2.0 * progress).cos());
         self.base_lr * (self.min_ratio + ((1.0 - self.min_ratio) * cos).max(0.0))
     }
@@ -266,6 +279,28 @@ mod tests {
         assert!(s.lr(100).abs() < 1e-12);
         let c = LrSchedule::new(1e-4, 100).with_warmup_steps(10);
         assert_eq!(c.lr(70), 1e-4);
+    }
+
+    #[test]
+    fn decay_start_holds_the_rate_then_anneals_to_the_end() {
+        let s = LrSchedule::new(1e-4, 100)
+            .with_warmup_steps(10)
+            .with_min_ratio(0.0)
+            .with_decay_start(60);
+        assert!((s.lr(5) - 0.5e-4).abs() < 1e-12);
+        assert_eq!(s.lr(10), 1e-4);
+        assert_eq!(s.lr(59), 1e-4);
+        assert_eq!(s.lr(60), 1e-4);
+        assert!((s.lr(80) - 0.5e-4).abs() < 1e-12);
+        assert!(s.lr(100).abs() < 1e-12);
+        assert!(s.lr(120).abs() < 1e-12);
+        // Inside the warm-up it is the official schedule.
+        let o = LrSchedule::new(1e-4, 100)
+            .with_warmup_steps(10)
+            .with_min_ratio(0.0);
+        for step in 0..=100 {
+            assert_eq!(o.clone().with_decay_start(4).lr(step), o.lr(step));
+        }
     }
 
     #[allow(deprecated)]

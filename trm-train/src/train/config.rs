@@ -214,6 +214,11 @@ pub struct TrainSection {
     pub lr_min_ratio: f64,
     /// Linear warm-up steps.
     pub warmup_steps: u64,
+    /// Step at which the cosine decay to `lr_min_ratio · lr` starts (0 = right after the
+    /// warm-up, the official schedule). Later, the rate stays at `lr` until then and anneals
+    /// over the remaining steps: `--resume RUN --set train.lr_decay_start=S --set train.steps=E
+    /// --set train.lr_min_ratio=0` anneals a copy of a constant-rate run from step S to E.
+    pub lr_decay_start: u64,
     /// AdamATan2 decoupled weight decay.
     pub weight_decay: f64,
     /// AdamATan2 β1.
@@ -250,6 +255,7 @@ impl Default for TrainSection {
             lr: 1e-4,
             lr_min_ratio: 1.0,
             warmup_steps: 2000,
+            lr_decay_start: 0,
             weight_decay: 1.0,
             beta1: 0.9,
             beta2: 0.95,
@@ -355,6 +361,13 @@ impl TrainConfig {
         ensure!(
             t.lr_min_ratio.is_finite() && (0.0..=1.0).contains(&t.lr_min_ratio),
             "train.lr_min_ratio must be in [0, 1]"
+        );
+        ensure!(
+            t.lr_decay_start < t.steps,
+            "train.lr_decay_start ({}) must be below train.steps ({}): the decay runs from it to \
+             the last step",
+            t.lr_decay_start,
+            t.steps
         );
         ensure!(t.steps > 0, "train.steps must be > 0");
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be > 0");
@@ -514,5 +527,27 @@ mod tests {
         }
         let e = TrainConfig::from_toml("[model]\nhiden_size = 3\n").unwrap_err();
         assert!(format!("{e:#}").contains("hiden_size"), "{e:#}");
+    }
+
+    #[test]
+    fn a_decay_start_at_or_past_the_last_step_is_refused() {
+        let c = TrainConfig::default();
+        let ok = c
+            .with_overrides(&["train.steps=100".into(), "train.lr_decay_start=99".into()])
+            .unwrap();
+        ok.validate().unwrap();
+        for start in ["100", "5000"] {
+            let bad = c
+                .with_overrides(&[
+                    "train.steps=100".into(),
+                    format!("train.lr_decay_start={start}"),
+                ])
+                .unwrap();
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("train.lr_decay_start") && e.contains("below train.steps"),
+                "{e}"
+            );
+        }
     }
 }

@@ -321,7 +321,8 @@ fn train_in(opts: &RunOptions) -> Result<Summary> {
 
     let schedule = LrSchedule::new(cfg.train.lr, total)
         .with_warmup_steps(cfg.train.warmup_steps)
-        .with_min_ratio(cfg.train.lr_min_ratio);
+        .with_min_ratio(cfg.train.lr_min_ratio)
+        .with_decay_start(cfg.train.lr_decay_start);
     let batch_size = cfg.train.global_batch_size;
     let mut sampler = Sampler::new(&data.train, cfg.seed, state.data);
     let budget_s = cfg.max_minutes * 60.0;
