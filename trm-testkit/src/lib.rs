@@ -7,7 +7,7 @@
 #[cfg(feature = "models")]
 pub mod models;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The folder of public evaluation sets: `$TRM_DATA`, else `../shared/data/sudoku` beside
 /// the workspace root (where the project's checkout keeps it).
@@ -68,4 +68,14 @@ pub fn fixture_files() -> Vec<PathBuf> {
         ));
     }
     files
+}
+
+/// The names of the entries of folder `dir`, sorted (panics when it cannot be read).
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

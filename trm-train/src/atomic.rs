@@ -234,14 +234,7 @@ mod tests {
         dir
     }
 
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use trm_testkit::dir_entries as entries;
 
     #[test]
     fn output_folders_are_created_and_a_file_in_the_way_is_named() {

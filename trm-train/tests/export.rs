@@ -205,12 +205,10 @@ fn export_command_packs_a_run_in_every_dtype() {
         sizes.push(bytes.len());
     }
     assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
-    let mut left: Vec<String> = std::fs::read_dir(&models)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["model.f16", "model.f32", "model.int8"]);
+    assert_eq!(
+        trm_testkit::dir_entries(&models),
+        ["model.f16", "model.f32", "model.int8"]
+    );
 
     // The f32 file is exactly the run's EMA weights: trm-edge agrees with burn.
     let cfg = TrainConfig::read(&dir.join("config.toml")).unwrap();

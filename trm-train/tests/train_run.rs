@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use trm_train::model::SafetensorsFile;
 use trm_train::train::checkpoint::{
@@ -54,6 +54,18 @@ fn tiny(cache: &Path, steps: u64) -> TrainConfig {
         .unwrap()
         .with_overrides(&sets)
         .unwrap()
+}
+
+/// The trm-train binary, for a command-line call.
+fn trm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trm-train"))
+}
+
+/// Asserts that a command failed with exit code 1 and a message containing `needle`.
+fn assert_fails_with(o: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
 }
 
 fn run(config: TrainConfig, dir: &Path, resume: bool) -> trm_train::train::Summary {
@@ -328,7 +340,7 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
     let cache = root.join("cache");
     run(tiny(&cache, 4), &dir, false);
     let compact = root.join("compact");
-    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let o = trm()
         .arg("compact")
         .arg("--checkpoint")
         .arg(&dir)
@@ -371,7 +383,7 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
     // Compacting a compact checkpoint into its own folder keeps its config (a copy onto
     // itself used to empty it) and the folder still resumes.
     let config_before = std::fs::read(compact.join(CONFIG_FILE)).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let again = trm()
         .arg("compact")
         .arg("--checkpoint")
         .arg(&compact)
@@ -393,17 +405,15 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
     assert_eq!((summary.step, summary.steps_this_run), (6, 2));
     // An empty config.toml is an error that says so, never the defaults.
     std::fs::write(compact.join(CONFIG_FILE), "").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let o = trm()
         .arg("train")
         .arg("--resume")
         .arg(&compact)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("the config is empty"), "{stderr}");
+    assert_fails_with(&o, "the config is empty");
     // Compacting a directory into itself is refused.
-    let o = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let o = trm()
         .arg("compact")
         .arg("--checkpoint")
         .arg(&dir)
@@ -421,7 +431,6 @@ fn a_compact_checkpoint_is_smaller_and_resumes() {
 fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
     let root = scratch("train_average");
     let (dir, cache) = (root.join("run"), root.join("cache"));
-    let trm = || Command::new(env!("CARGO_BIN_EXE_trm-train"));
     run(tiny(&cache, 3), &dir, false);
     let early = root.join("early");
     std::fs::create_dir_all(&early).unwrap();
@@ -493,12 +502,7 @@ fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
         .arg(&avg)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("average of checkpoints (steps 3, 6"),
-        "{stderr}"
-    );
+    assert_fails_with(&o, "average of checkpoints (steps 3, 6");
     // A training checkpoint is never the output; the same checkpoint twice is refused.
     let o = trm()
         .arg("average")
@@ -508,8 +512,7 @@ fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
         .arg(&dir)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("holds a training checkpoint"), "{stderr}");
+    assert_fails_with(&o, "holds a training checkpoint");
     let o = trm()
         .arg("average")
         .arg(&dir)
@@ -518,8 +521,7 @@ fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
         .arg(&avg)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("is given twice"), "{stderr}");
+    assert_fails_with(&o, "is given twice");
     // Another model shape is named, and nothing is written.
     let wide = root.join("wide");
     let sets = [
@@ -536,9 +538,7 @@ fn average_writes_the_mean_of_checkpoints_and_is_not_resumed() {
         .arg(&out)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not the same model"), "{stderr}");
+    assert_fails_with(&o, "not the same model");
     assert!(!out.exists());
 }
 
@@ -552,11 +552,7 @@ fn keep_every_keeps_weight_snapshots_for_average() {
     let keep = ["train.keep_every=2".to_string()];
     run(tiny(&cache, 6).with_overrides(&keep).unwrap(), &dir, false);
     let snaps = dir.join(SNAPSHOTS_DIR);
-    let mut names: Vec<String> = std::fs::read_dir(&snaps)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = trm_testkit::dir_entries(&snaps);
     assert_eq!(names, ["step-2", "step-4", "step-6"]);
     let full = SafetensorsFile::read(dir.join(CHECKPOINT_FILE)).unwrap();
     let last = SafetensorsFile::read(snaps.join("step-6").join(CHECKPOINT_FILE)).unwrap();
@@ -581,7 +577,6 @@ fn keep_every_keeps_weight_snapshots_for_average() {
         std::fs::read(snaps.join("step-2").join(CONFIG_FILE)).unwrap(),
         std::fs::read(dir.join(CONFIG_FILE)).unwrap()
     );
-    let trm = || Command::new(env!("CARGO_BIN_EXE_trm-train"));
     let o = trm()
         .arg("average")
         .args(names.iter().map(|n| snaps.join(n)))
@@ -598,9 +593,7 @@ fn keep_every_keeps_weight_snapshots_for_average() {
         .arg(snaps.join("step-4"))
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("holds a weight snapshot"), "{stderr}");
+    assert_fails_with(&o, "holds a weight snapshot");
 }
 
 /// A run that blows up keeps a checkpoint that is really good: finite, with no weight above
@@ -649,7 +642,7 @@ fn a_damaged_checkpoint_is_refused_with_a_message() {
     let path = dir.join(CHECKPOINT_FILE);
     let good = std::fs::read(&path).unwrap();
     let resume = || {
-        Command::new(env!("CARGO_BIN_EXE_trm-train"))
+        trm()
             .arg("train")
             .arg("--resume")
             .arg(&dir)
@@ -664,9 +657,7 @@ fn a_damaged_checkpoint_is_refused_with_a_message() {
     let err = load_state(&dir, &tiny(&cache, 3), &train_device()).unwrap_err();
     assert!(format!("{err:#}").contains("damaged"), "{err:#}");
     let o = resume();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("checksum"), "{stderr}");
+    assert_fails_with(&o, "checksum");
     // Tokens out of range in the carry, with a valid checksum: a message, not a panic.
     let mut f = SafetensorsFile::from_bytes(&good).unwrap();
     let inputs = f.tensors["carry.inputs"].clone();
@@ -679,12 +670,7 @@ fn a_damaged_checkpoint_is_refused_with_a_message() {
     seal(&mut f);
     f.write(&path).unwrap();
     let o = resume();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("carry.inputs holds 99, out of range"),
-        "{stderr}"
-    );
+    assert_fails_with(&o, "carry.inputs holds 99, out of range");
 }
 
 /// Ctrl-C (SIGINT) during training saves the step under way and exits with 130; the run
@@ -703,7 +689,7 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
         .unwrap();
     let cfg_path = root.join("sigint.toml");
     std::fs::write(&cfg_path, config.to_toml()).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let child = trm()
         .arg("train")
         .arg("--config")
         .arg(&cfg_path)
@@ -742,7 +728,7 @@ fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
 
 #[test]
 fn the_command_line_names_a_bad_config_key() {
-    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let out = trm()
         .args(["train", "--set", "model.hiden_size=3"])
         .output()
         .unwrap();
@@ -777,7 +763,7 @@ fn eval_prints_the_budget_table_and_writes_the_charts() {
         .collect();
     std::fs::write(&puzzles, lines.join("\n") + "\n").unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let out = trm()
         .args([
             "eval",
             "--checkpoint",
@@ -821,7 +807,7 @@ fn eval_prints_the_budget_table_and_writes_the_charts() {
     assert!(dir.join("report.txt").is_file());
 
     // A directory that is not a run is named in the error.
-    let out = Command::new(env!("CARGO_BIN_EXE_trm-train"))
+    let out = trm()
         .args(["eval", "--checkpoint", root.to_str().unwrap()])
         .output()
         .unwrap();

@@ -362,6 +362,7 @@ impl TrainConfig {
             t.lr_min_ratio.is_finite() && (0.0..=1.0).contains(&t.lr_min_ratio),
             "train.lr_min_ratio must be in [0, 1]"
         );
+        ensure!(t.steps > 0, "train.steps must be > 0");
         ensure!(
             t.lr_decay_start < t.steps,
             "train.lr_decay_start ({}) must be below train.steps ({}): the decay runs from it to \
@@ -369,7 +370,6 @@ impl TrainConfig {
             t.lr_decay_start,
             t.steps
         );
-        ensure!(t.steps > 0, "train.steps must be > 0");
         ensure!(t.lr > 0.0 && t.lr.is_finite(), "train.lr must be > 0");
         ensure!(t.log_every > 0, "train.log_every must be > 0");
         ensure!(t.eval_batch_size > 0, "train.eval_batch_size must be > 0");
